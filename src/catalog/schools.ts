@@ -1,0 +1,50 @@
+import type { Knex } from 'knex'
+
+export type SchoolStatus = 'active' | 'suspended'
+
+export interface School {
+  id: number
+  slug: string
+  name: string
+  databaseName: string
+  server: string
+  status: SchoolStatus
+}
+
+interface SchoolRow {
+  id: string | number
+  slug: string
+  name: string
+  database_name: string
+  server: string
+  status: SchoolStatus
+}
+
+const COLUMNS = ['id', 'slug', 'name', 'database_name', 'server', 'status'] as const
+
+function toSchool (row: SchoolRow): School {
+  return {
+    id: Number(row.id),
+    slug: row.slug,
+    name: row.name,
+    databaseName: row.database_name,
+    server: row.server,
+    status: row.status
+  }
+}
+
+/** The catalog's schools table. */
+export function schoolsRepository (catalog: Knex) {
+  return {
+    async list ({ slugs }: { slugs?: string[] } = {}): Promise<School[]> {
+      const query = catalog<SchoolRow>('schools').select(...COLUMNS).orderBy('slug')
+      if (slugs !== undefined) void query.whereIn('slug', slugs)
+      return (await query).map(toSchool)
+    },
+
+    async findBySlug (slug: string): Promise<School | null> {
+      const row = await catalog<SchoolRow>('schools').select(...COLUMNS).where({ slug }).first()
+      return row === undefined ? null : toSchool(row)
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import type { Knex } from 'knex'
+import { quoteIdentifier } from './names.js'
+
+export type CreateOutcome = 'created' | 'existed'
+
+/**
+ * CREATE DATABASE, which PostgreSQL only runs as a statement of its own and
+ * outside any transaction. A database that appeared meanwhile, created by a
+ * concurrent run, counts as there: 42P04 (duplicate_database), or 23505 when
+ * both runs raced on pg_database's unique index.
+ */
+export async function createDatabase (admin: Knex, name: string, { template }: { template?: string } = {}): Promise<CreateOutcome> {
+  const sql = template === undefined
+    ? `CREATE DATABASE ${quoteIdentifier(name)}`
+    : `CREATE DATABASE ${quoteIdentifier(name)} TEMPLATE ${quoteIdentifier(template)}`
+  try {
+    await admin.raw(sql)
+    return 'created'
+  } catch (error) {
+    const code = (error as { code?: string }).code
+    if (code === '42P04' || code === '23505') return 'existed'
+    throw error
+  }
+}
+
+export async function listDatabases (admin: Knex): Promise<Set<string>> {
+  const { rows } = await admin.raw<{ rows: Array<{ datname: string }> }>('SELECT datname FROM pg_database')
+  return new Set(rows.map((row) => row.datname))
+}
+
+export async function databaseExists (admin: Knex, name: string): Promise<boolean> {
+  const { rows } = await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_database WHERE datname = ?', [name])
+  return rows.length > 0
+}
+
+/** Connections still free for clients: max_connections less reserved and in use. */
+export async function freeConnections (admin: Knex): Promise<number> {
+  const { rows } = await admin.raw<{ rows: Array<{ free: number }> }>(`
+    SELECT current_setting('max_connections')::int
+         - current_setting('superuser_reserved_connections')::int
+         - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS free`)
+  return rows[0]?.free ?? 0
+}

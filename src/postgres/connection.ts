@@ -1,0 +1,53 @@
+import knexFactory, { type Knex } from 'knex'
+
+/** The URL of `database` on the server that `serverUrl` points at. */
+export function databaseUrl (serverUrl: string, database: string): string {
+  const url = new URL(serverUrl)
+  url.pathname = `/${encodeURIComponent(database)}`
+  return url.toString()
+}
+
+/** The database a URL names, `postgres` when it names none. */
+export function databaseOf (url: string): string {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''))
+  return name === '' ? 'postgres' : name
+}
+
+/** host:port/database with the credentials left out, for logs and messages. */
+export function describeUrl (url: string): string {
+  const parsed = new URL(url)
+  return `${parsed.hostname}:${parsed.port || '5432'}/${databaseOf(url)}`
+}
+
+export interface PoolOptions {
+  max: number
+  min?: number
+  /** Label shown in pg_stat_activity.application_name. */
+  applicationName?: string
+  acquireTimeoutMillis?: number
+  idleTimeoutMillis?: number
+  log?: Knex.Logger
+}
+
+/** A Knex instance on one database, with the pool settings this project wants. */
+export function createKnex (url: string, pool: PoolOptions): Knex {
+  return knexFactory({
+    client: 'pg',
+    connection: {
+      connectionString: url,
+      application_name: pool.applicationName ?? 'school-lunch',
+      connectionTimeoutMillis: 5_000
+    },
+    // Saves knex a `select version()` round trip on every new pool.
+    version: '13',
+    pool: {
+      min: pool.min ?? 0,
+      max: pool.max,
+      idleTimeoutMillis: pool.idleTimeoutMillis ?? 30_000,
+      // A dead server must fail the acquire at once, not after a minute.
+      propagateCreateError: true
+    },
+    acquireConnectionTimeout: pool.acquireTimeoutMillis ?? 10_000,
+    ...(pool.log === undefined ? {} : { log: pool.log })
+  })
+}

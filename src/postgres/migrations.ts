@@ -1,0 +1,88 @@
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { Knex } from 'knex'
+
+interface MigrationFile { name: string, file: string }
+
+/**
+ * Lists migrations by file name without its extension. knex records the name
+ * its source reports, so `20261123_x.ts` run by tsx in development and
+ * `20261123_x.js` run from a build are the same migration in the history.
+ */
+export class DirectoryMigrationSource implements Knex.MigrationSource<MigrationFile> {
+  constructor (readonly directory: string) {}
+
+  async getMigrations (): Promise<MigrationFile[]> {
+    const byName = new Map<string, MigrationFile>()
+    for (const entry of await fs.readdir(this.directory)) {
+      if (!/\.(ts|js|mts|mjs)$/.test(entry) || /\.d\.m?ts$/.test(entry)) continue
+      const name = entry.replace(/\.(ts|js|mts|mjs)$/, '')
+      if (!byName.has(name)) byName.set(name, { name, file: path.join(this.directory, entry) })
+    }
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name, 'en'))
+  }
+
+  getMigrationName (migration: MigrationFile): string {
+    return migration.name
+  }
+
+  async getMigration (migration: MigrationFile): Promise<Knex.Migration> {
+    return await import(pathToFileURL(migration.file).href) as Knex.Migration
+  }
+
+  async names (): Promise<string[]> {
+    return (await this.getMigrations()).map((m) => m.name)
+  }
+}
+
+// Resolved beside this module, so a build in dist/ finds its compiled twins.
+const databaseDir = fileURLToPath(new URL('../../database/', import.meta.url))
+export const appMigrations = new DirectoryMigrationSource(path.join(databaseDir, 'app_migrations'))
+export const catalogMigrations = new DirectoryMigrationSource(path.join(databaseDir, 'catalog_migrations'))
+
+/*
+ * Our own mutex around knex's migrator: a session-level advisory lock in the
+ * migrated database. knex's lock row alone does not cover creating knex's own
+ * tables on a brand-new database (two first runs collide there), and a run
+ * that crashed with a non-transactional migration leaves that row set for
+ * ever. Whoever holds the advisory lock is the only migrator of this tool, so
+ * a set knex lock row found under it is stale and is cleared.
+ *
+ * The lock lives on a connection, so `db` must be a pool of exactly one
+ * connection: the lock, knex's migrator and the unlock then share it.
+ */
+const LOCK_KEY = [7_311_001, 1] as const
+
+export async function migrateToLatest (db: Knex, source: DirectoryMigrationSource): Promise<string[]> {
+  await db.raw('SELECT pg_advisory_lock(?, ?)', [...LOCK_KEY])
+  try {
+    await clearStaleKnexLock(db)
+    const [, log] = await db.migrate.latest({ migrationSource: source }) as [number, string[]]
+    return log
+  } finally {
+    await db.raw('SELECT pg_advisory_unlock(?, ?)', [...LOCK_KEY]).catch(() => {})
+  }
+}
+
+async function clearStaleKnexLock (db: Knex): Promise<void> {
+  if (!await tableExists(db, 'knex_migrations_lock')) return
+  await db('knex_migrations_lock').where({ is_locked: 1 }).update({ is_locked: 0 })
+}
+
+/** Names of migrations recorded as done; reads only, creates nothing. */
+export async function completedMigrations (db: Knex): Promise<string[]> {
+  if (!await tableExists(db, 'knex_migrations')) return []
+  const rows = await db('knex_migrations').select('name').orderBy('id') as Array<{ name: string }>
+  return rows.map((row) => row.name)
+}
+
+export async function pendingMigrations (db: Knex, source: DirectoryMigrationSource): Promise<string[]> {
+  const done = new Set(await completedMigrations(db))
+  return (await source.names()).filter((name) => !done.has(name))
+}
+
+async function tableExists (db: Knex, table: string): Promise<boolean> {
+  const { rows } = await db.raw<{ rows: Array<{ found: string | null }> }>('SELECT to_regclass(?) AS found', [`public.${table}`])
+  return rows[0]?.found != null
+}
