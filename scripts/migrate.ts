@@ -1,0 +1,129 @@
+/*
+ * npm run migrate [-- --school <slug>]... [--concurrency N] [--dry-run]
+ *
+ * Migrates the catalog, then creates every missing school database and
+ * brings each to the latest app migration. Exit code 0 only when every
+ * school succeeded.
+ */
+import { parseArgs } from 'node:util'
+import { loadConfigOrExit } from '../src/config.js'
+import { hasFailures, isNoop, migrateSchools, type MigrateReport } from '../src/fleet/migrate-schools.js'
+import { formatTable } from '../src/fleet/table.js'
+import { resolveTopology } from '../src/postgres/topology.js'
+
+const USAGE = `Usage: npm run migrate -- [options]
+
+  --school <slug>     only this school (repeatable)
+  --concurrency <n>   schools migrated at once (default MIGRATE_CONCURRENCY, 8)
+  --dry-run           show missing databases and pending migrations; change nothing
+  --help              this text`
+
+function parseCommandLine (config: { migrateConcurrency: number }): { only?: string[], concurrency: number, dryRun: boolean } {
+  let values
+  try {
+    ({ values } = parseArgs({
+      options: {
+        school: { type: 'string', multiple: true },
+        concurrency: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false }
+      },
+      strict: true,
+      allowPositionals: false
+    }))
+  } catch (error) {
+    usageError((error as Error).message)
+  }
+  if (values.help === true) {
+    process.stdout.write(`${USAGE}\n`)
+    process.exit(0)
+  }
+  let concurrency = config.migrateConcurrency
+  if (values.concurrency !== undefined) {
+    concurrency = Number(values.concurrency)
+    if (!/^\d+$/.test(values.concurrency) || concurrency < 1 || concurrency > 256) {
+      usageError(`--concurrency must be a whole number from 1 to 256 (got "${values.concurrency}")`)
+    }
+  }
+  return { ...(values.school === undefined ? {} : { only: values.school }), concurrency, dryRun: values['dry-run'] === true }
+}
+
+function usageError (message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}\n`)
+  process.exit(2)
+}
+
+function printReport (report: MigrateReport): void {
+  const out: string[] = []
+  const { catalog } = report
+  if (catalog.missing) {
+    out.push('Catalog: database missing; it would be created with ' + catalog.migrations.length + ' migration(s). No schools to list yet.')
+  } else {
+    const verb = report.dryRun ? 'pending' : 'applied'
+    out.push(`Catalog: ${catalog.created ? 'database created, ' : ''}${catalog.migrations.length === 0 ? 'up to date' : `${catalog.migrations.length} migration(s) ${verb}: ${catalog.migrations.join(', ')}`}`)
+  }
+
+  if (report.schools.length > 0) {
+    const rows = report.schools.map((s) => [
+      s.slug,
+      s.server,
+      s.databaseName,
+      s.database === 'missing' ? 'would create' : s.database,
+      s.error !== null ? '-' : s.migrations.length === 0 ? 'up to date' : `${s.migrations.length} ${report.dryRun ? 'pending' : 'applied'}`,
+      s.error === null ? 'ok' : `FAILED: ${s.error}`
+    ])
+    out.push('', formatTable(['school', 'server', 'database', 'database state', 'migrations', 'result'], rows))
+  }
+
+  for (const slug of report.unknownSlugs) out.push(`Unknown school: ${slug} (not in the catalog)`)
+
+  const count = (f: (s: MigrateReport['schools'][number]) => boolean): number => report.schools.filter(f).length
+  const failed = count((s) => s.error !== null)
+  out.push('')
+  if (report.dryRun) {
+    out.push(`Dry run, nothing changed: ${report.schools.length} school(s), ${count((s) => s.database === 'missing')} database(s) to create, ` +
+      `${count((s) => s.error === null && s.migrations.length > 0)} with pending migrations, ${failed} could not be checked.`)
+  } else if (isNoop(report)) {
+    out.push(`Nothing to do: the catalog and all ${report.schools.length} school database(s) are up to date.`)
+  } else {
+    out.push(`${report.schools.length} school(s): ${count((s) => s.database === 'created')} database(s) created, ` +
+      `${count((s) => s.error === null && s.migrations.length > 0)} migrated, ` +
+      `${count((s) => s.error === null && s.migrations.length === 0)} already up to date, ${failed} failed.`)
+  }
+  if (report.concurrency.used < report.concurrency.requested) {
+    out.push(`Concurrency lowered from ${report.concurrency.requested} to ${report.concurrency.used} to stay within the servers' free connections.`)
+  }
+  process.stdout.write(out.join('\n') + '\n')
+}
+
+async function main (): Promise<void> {
+  const config = loadConfigOrExit()
+  const options = parseCommandLine(config)
+  const topology = await resolveTopology(config)
+  const exit = (code: number): never => {
+    topology.release()
+    process.exit(code)
+  }
+  process.once('SIGINT', () => exit(130))
+  process.once('SIGTERM', () => exit(143))
+
+  const showProgress = process.stderr.isTTY
+  const started = Date.now()
+  try {
+    const report = await migrateSchools(topology, {
+      ...options,
+      onProgress: showProgress
+        ? ({ done, total, failed }) => process.stderr.write(`\rSchools: ${done}/${total} done${failed > 0 ? `, ${failed} failed` : ''}   `)
+        : undefined
+    })
+    if (showProgress && report.schools.length > 0) process.stderr.write('\n')
+    printReport(report)
+    process.stdout.write(`Took ${((Date.now() - started) / 1000).toFixed(1)} s.\n`)
+    exit(hasFailures(report) ? 1 : 0)
+  } catch (error) {
+    process.stderr.write(`Migration stopped: ${(error as Error).message}\n`)
+    exit(1)
+  }
+}
+
+await main()
