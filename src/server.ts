@@ -1,0 +1,47 @@
+import { buildApp } from './app.js'
+import { prepareCatalog } from './catalog/catalog.js'
+import { loadConfigOrExit } from './config.js'
+import { resolveTopology } from './postgres/topology.js'
+
+const SHUTDOWN_GRACE_MS = 10_000
+
+const config = loadConfigOrExit()
+const topology = await resolveTopology(config)
+
+let app: Awaited<ReturnType<typeof buildApp>>
+try {
+  // Idempotent and lock-protected, so every API process may run it on start:
+  // a fresh machine gets its catalog from `npm start` alone.
+  await prepareCatalog(topology.catalogUrl)
+  app = await buildApp({ config, catalogUrl: topology.catalogUrl })
+  if (config.jwt.usingDevelopmentSecret) {
+    app.log.warn('JWT_SECRET is not set: using the development secret. Never do this in production.')
+  }
+  await app.listen({ host: config.host, port: config.port })
+} catch (error) {
+  process.stderr.write(`Could not start: ${(error as Error).message}\n`)
+  topology.release()
+  process.exit(1)
+}
+
+let closing = false
+async function shutdown (signal: string): Promise<void> {
+  if (closing) return
+  closing = true
+  app.log.info({ signal }, 'shutting down: finishing in-flight requests')
+  const force = setTimeout(() => {
+    app.log.error('shutdown took too long; exiting')
+    topology.release()
+    process.exit(1)
+  }, SHUTDOWN_GRACE_MS)
+  force.unref()
+  try {
+    await app.close()
+  } finally {
+    topology.release()
+  }
+  process.exit(0)
+}
+
+process.once('SIGINT', () => { void shutdown('SIGINT') })
+process.once('SIGTERM', () => { void shutdown('SIGTERM') })

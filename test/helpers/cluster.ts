@@ -1,0 +1,22 @@
+import path from 'node:path'
+import { projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
+
+/*
+ * The suite's own embedded cluster: apart from the development one (other
+ * folder, other port), fsync off because its data is thrown away, and
+ * roomy enough in connections for test files running side by side.
+ * With DATABASE_URL set, the suite uses that server instead.
+ */
+export const testCluster: EmbeddedPostgresConfig = {
+  dataDir: path.join(projectRoot, '.data', 'test-postgres'),
+  port: Number(process.env.TEST_PG_PORT ?? 54330),
+  password: 'postgres',
+  maxConnections: 300,
+  fsync: false
+}
+
+export const SUITE_HOLDER = 'test-suite'
+
+export const externalServerUrl = process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === ''
+  ? null
+  : process.env.DATABASE_URL

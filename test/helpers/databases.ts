@@ -1,0 +1,77 @@
+import type { Test } from 'tap'
+import type { Knex } from 'knex'
+import { loadConfig, type Config } from '../../src/config.js'
+import { attachEmbeddedPostgres } from '../../src/postgres/embedded.js'
+import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
+import { quoteIdentifier } from '../../src/postgres/names.js'
+import type { Topology } from '../../src/postgres/topology.js'
+import { externalServerUrl, testCluster } from './cluster.js'
+
+let serverUrl: Promise<string> | null = null
+
+/** The suite's server, attached once per test process. */
+export async function testServerUrl (): Promise<string> {
+  serverUrl ??= externalServerUrl !== null
+    ? Promise.resolve(databaseUrl(externalServerUrl, 'postgres'))
+    : attachEmbeddedPostgres(testCluster, { log: () => {} }).then((s) => s.url)
+  return await serverUrl
+}
+
+export interface TestDatabases {
+  serverUrl: string
+  catalogUrl: string
+  topology: Topology
+  /** Environment for a child process (server or script) on these databases. */
+  env: Record<string, string>
+  /** A validated config on these databases, with overrides. */
+  config: (overrides?: Record<string, string>) => Config
+  /** A school database name inside this file's namespace. */
+  databaseName: (slug: string) => string
+  /** An admin connection to the server's maintenance database. */
+  admin: Knex
+}
+
+/**
+ * A namespace of databases for one test file: `<prefix>_catalog` and
+ * `<prefix>_<slug>` schools. Test files run in parallel on one server, so
+ * each uses its own prefix; leftovers of an earlier run are dropped first,
+ * and everything is dropped again when the test ends.
+ */
+export async function testDatabases (t: Test, prefix: string): Promise<TestDatabases> {
+  const url = await testServerUrl()
+  const admin = createKnex(url, { max: 2 })
+  await dropNamespace(admin, prefix)
+  t.teardown(async () => {
+    await dropNamespace(admin, prefix)
+    await admin.destroy()
+  })
+  const catalogUrl = databaseUrl(url, `${prefix}_catalog`)
+  const env = { DATABASE_URL: catalogUrl, TENANT_SERVERS: `default=${url}`, NODE_ENV: 'test', LOG_LEVEL: 'warn' }
+  return {
+    serverUrl: url,
+    catalogUrl,
+    topology: { catalogUrl, servers: { default: url }, embedded: null, release: () => {} },
+    env,
+    config: (overrides = {}) => loadConfig({ ...env, ...overrides }),
+    databaseName: (slug) => `${prefix}_${slug}`,
+    admin
+  }
+}
+
+async function dropNamespace (admin: Knex, prefix: string): Promise<void> {
+  const { rows } = await admin.raw<{ rows: Array<{ datname: string }> }>(
+    "SELECT datname FROM pg_database WHERE datname LIKE ? ESCAPE '\\'", [`${prefix.replaceAll('_', '\\_')}\\_%`])
+  for (const { datname } of rows) {
+    await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(datname)} WITH (FORCE)`)
+  }
+}
+
+/** Runs `fn` with a short-lived connection to one database. */
+export async function withDatabase<T> (serverUrl: string, database: string, fn: (db: Knex) => Promise<T>): Promise<T> {
+  const db = createKnex(databaseUrl(serverUrl, database), { max: 1 })
+  try {
+    return await fn(db)
+  } finally {
+    await db.destroy()
+  }
+}
