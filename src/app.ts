@@ -1,49 +1,136 @@
+import cors from '@fastify/cors'
+import etag from '@fastify/etag'
+import swagger from '@fastify/swagger'
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
-import type { Config } from './config.js'
 import catalogPlugin from './catalog/plugin.js'
+import type { Config } from './config.js'
+import {
+  BodyTooLarge, InvalidJson, InvalidRequest, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
+} from './errors.js'
 import health from './health.js'
+import { lunchRoutes, publicLunchRoutes } from './lunch/routes.js'
+import { sharedSchemas } from './lunch/schemas.js'
+import metrics from './metrics.js'
+import tenancy from './tenancy/plugin.js'
+import { identityRoutes } from './tenancy/routes.js'
 
 export interface AppOptions {
   config: Config
   catalogUrl: string
-  /** Fastify logger setting; tests pass false. */
+  /** Tenant server name → URL. */
+  servers: Record<string, string>
+  /** Fastify logger setting; tests pass false or their own. */
   logger?: boolean | object
 }
 
+const BODY_LIMIT_BYTES = 16 * 1024
+
 /** Builds the service; never listens (server.ts does, tests inject). */
-export async function buildApp ({ config, catalogUrl, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp ({ config, catalogUrl, servers, logger }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: logger ?? {
-      level: config.logLevel,
-      redact: ['req.headers.authorization', 'req.headers.cookie']
-    },
-    bodyLimit: 64 * 1024,
-    // Slugs are case-sensitive identifiers; never treat /API and /api alike.
-    routerOptions: { caseSensitive: true }
+    logger: logger ?? { level: config.logLevel },
+    // One line per request, written in onResponse below once the school is
+    // known, instead of Fastify's two lines of which the first cannot have it.
+    disableRequestLogging: true,
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { caseSensitive: true, ignoreTrailingSlash: false },
+    ajv: {
+      // Reject rather than repair: no type coercion, no silent dropping of
+      // unknown properties (the schemas forbid them).
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false }
+    }
   })
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
-    if (statusCode >= 500) {
-      request.log.error({ err: error }, 'request failed')
-    }
+    const mapped: PublicError = app.tenancy.translateError(error, request) ?? publicError(error)
+    const statusCode = mapped.statusCode ?? 500
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    if (statusCode === 503) void reply.header('retry-after', String(RETRY_AFTER_SECONDS))
     void reply.status(statusCode).send({
       statusCode,
-      code: statusCode === 500 && error.code === undefined ? 'INTERNAL_ERROR' : error.code ?? 'INTERNAL_ERROR',
+      code: mapped.code ?? 'INTERNAL_ERROR',
       error: httpReason(statusCode),
-      // A 500 means a bug; its message may hold internals, so it stays in the log.
-      message: statusCode === 500 ? 'Internal server error' : error.message
+      // A 500 is a bug; its message may hold internals, so it stays in the log.
+      message: statusCode === 500 ? 'Internal server error' : mapped.message
     })
   })
+  app.setNotFoundHandler((request) => {
+    throw new RouteNotFound(request.method, request.url.split('?')[0] ?? '')
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({
+      method: request.method,
+      path: request.url.split('?')[0],
+      statusCode: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10
+    }, 'request')
+  })
+
+  await app.register(cors, {
+    origin: config.corsOrigins,
+    methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-School', 'If-None-Match'],
+    exposedHeaders: ['ETag', 'Retry-After'],
+    maxAge: 600
+  })
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'School lunch API', version: '1' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } }
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
+  })
+  for (const schema of sharedSchemas) app.addSchema(schema)
 
   await app.register(catalogPlugin, { catalogUrl, poolSize: config.catalogPoolSize })
   await app.register(health)
+  await app.register(tenancy, {
+    jwt: config.jwt,
+    servers,
+    catalogCacheTtlMs: config.catalogCacheTtlMs,
+    tenantPoolSize: config.tenantPoolSize,
+    tenantPoolsMax: config.tenantPoolsMax
+  })
+  await app.register(metrics)
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', api.tenancy.authenticate)
+    await api.register(identityRoutes)
+    await api.register(lunchRoutes)
+  }, { prefix: '/api' })
+
+  await app.register(async (publicApi) => {
+    await publicApi.register(etag)
+    await publicApi.register(publicLunchRoutes)
+  }, { prefix: '/api/public' })
+
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
   return app
+}
+
+/** Fastify's own errors under our stable codes; ours pass through. */
+interface PublicError { statusCode?: number, code?: string, message: string }
+
+function publicError (error: FastifyError): PublicError {
+  if (error.validation !== undefined) return new InvalidRequest(error.message)
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return new BodyTooLarge()
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return new UnsupportedMediaType()
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new InvalidJson()
+  }
+  if (error instanceof SyntaxError && error.statusCode === 400) return new InvalidJson()
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return error
+  if (error.statusCode === 503) return error
+  return { statusCode: 500, code: 'INTERNAL_ERROR', message: error.message }
 }
 
 function httpReason (statusCode: number): string {
   const reasons: Record<number, string> = {
-    400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+    400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
     413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable'
   }
   return reasons[statusCode] ?? 'Error'

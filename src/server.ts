@@ -13,7 +13,7 @@ try {
   // Idempotent and lock-protected, so every API process may run it on start:
   // a fresh machine gets its catalog from `npm start` alone.
   await prepareCatalog(topology.catalogUrl)
-  app = await buildApp({ config, catalogUrl: topology.catalogUrl })
+  app = await buildApp({ config, catalogUrl: topology.catalogUrl, servers: topology.servers })
   if (config.jwt.usingDevelopmentSecret) {
     app.log.warn('JWT_SECRET is not set: using the development secret. Never do this in production.')
   }

@@ -10,7 +10,7 @@ import { testDatabases } from './helpers/databases.js'
 t.test('/health and /ready', async (t) => {
   const dbs = await testDatabases(t, 'srvready')
   await prepareCatalog(dbs.catalogUrl)
-  const app = await buildApp({ config: dbs.config(), catalogUrl: dbs.catalogUrl, logger: false })
+  const app = await buildApp({ config: dbs.config(), catalogUrl: dbs.catalogUrl, servers: dbs.topology.servers, logger: false })
   t.teardown(async () => { await app.close() })
 
   const health = await app.inject('/health')
@@ -24,7 +24,7 @@ t.test('/health and /ready', async (t) => {
 t.test('/ready says 503 CATALOG_UNAVAILABLE when the catalog does not answer', async (t) => {
   const dbs = await testDatabases(t, 'srvnotready')
   const missing = databaseUrl(dbs.serverUrl, 'srvnotready_catalog')
-  const app = await buildApp({ config: dbs.config(), catalogUrl: missing, logger: false })
+  const app = await buildApp({ config: dbs.config(), catalogUrl: missing, servers: dbs.topology.servers, logger: false })
   t.teardown(async () => { await app.close() })
   const started = Date.now()
   const ready = await app.inject('/ready')

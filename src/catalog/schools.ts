@@ -42,8 +42,9 @@ export function schoolsRepository (catalog: Knex) {
       return (await query).map(toSchool)
     },
 
-    async findBySlug (slug: string): Promise<School | null> {
-      const row = await catalog<SchoolRow>('schools').select(...COLUMNS).where({ slug }).first()
+    async findBySlug (slug: string, { timeoutMs }: { timeoutMs?: number } = {}): Promise<School | null> {
+      const query = catalog<SchoolRow>('schools').select(...COLUMNS).where({ slug }).first()
+      const row = await (timeoutMs === undefined ? query : query.timeout(timeoutMs, { cancel: true }))
       return row === undefined ? null : toSchool(row)
     }
   }

@@ -1,4 +1,9 @@
 import knexFactory, { type Knex } from 'knex'
+import pg from 'pg'
+
+// DATE columns stay 'YYYY-MM-DD' strings: a Date object would shift with
+// the process time zone, and a lunch day is a calendar day, not an instant.
+pg.types.setTypeParser(pg.types.builtins.DATE, (value: string) => value)
 
 /** The URL of `database` on the server that `serverUrl` points at. */
 export function databaseUrl (serverUrl: string, database: string): string {
@@ -26,6 +31,8 @@ export interface PoolOptions {
   applicationName?: string
   acquireTimeoutMillis?: number
   idleTimeoutMillis?: number
+  connectTimeoutMillis?: number
+  statementTimeoutMillis?: number
   log?: Knex.Logger
 }
 
@@ -36,7 +43,8 @@ export function createKnex (url: string, pool: PoolOptions): Knex {
     connection: {
       connectionString: url,
       application_name: pool.applicationName ?? 'school-lunch',
-      connectionTimeoutMillis: 5_000
+      connectionTimeoutMillis: pool.connectTimeoutMillis ?? 5_000,
+      ...(pool.statementTimeoutMillis === undefined ? {} : { statement_timeout: pool.statementTimeoutMillis })
     },
     // Saves knex a `select version()` round trip on every new pool.
     version: '13',

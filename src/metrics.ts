@@ -1,0 +1,25 @@
+import fp from 'fastify-plugin'
+
+/** GET /metrics: pool and cache figures in Prometheus text format. */
+export default fp(async (app) => {
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    const pools = app.tenancy.pools.stats()
+    const directory = app.tenancy.directory.stats()
+    const lines: string[] = []
+    const metric = (name: string, type: 'gauge' | 'counter', help: string, value: number): void => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`)
+    }
+    metric('tenant_pools_open', 'gauge', 'School database pools in the cache.', pools.open)
+    metric('tenant_pools_retiring', 'gauge', 'Evicted pools still draining their requests or closing.', pools.retiring)
+    metric('tenant_connections_in_use', 'gauge', 'Connections to school databases serving a query.', pools.connectionsInUse)
+    metric('tenant_connections_idle', 'gauge', 'Open idle connections to school databases.', pools.connectionsIdle)
+    metric('tenant_connections_pending', 'gauge', 'Connections to school databases being opened.', pools.connectionsPending)
+    metric('tenant_pool_hits_total', 'counter', 'Requests that found their school\'s pool open.', pools.hits)
+    metric('tenant_pool_misses_total', 'counter', 'Requests that had to open their school\'s pool.', pools.misses)
+    metric('tenant_pool_evictions_total', 'counter', 'Pools closed to make room for another school.', pools.evictions)
+    metric('catalog_cache_hits_total', 'counter', 'School lookups answered from the cache.', directory.hits)
+    metric('catalog_cache_misses_total', 'counter', 'School lookups that asked the catalog.', directory.misses)
+    metric('catalog_cache_entries', 'gauge', 'Schools (and unknown slugs) in the lookup cache.', directory.entries)
+    return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(lines.join('\n') + '\n')
+  })
+}, { name: 'metrics', dependencies: ['tenancy'] })

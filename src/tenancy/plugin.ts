@@ -1,0 +1,186 @@
+import fastifyJwt from '@fastify/jwt'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Knex } from 'knex'
+import type { School } from '../catalog/schools.js'
+import type { JwtConfig } from '../config.js'
+import { SchoolDatabaseUnavailable, SchoolNotFound, SchoolSuspended, SchoolUnknown } from '../errors.js'
+import { createKnex, databaseUrl } from '../postgres/connection.js'
+import { appMigrations } from '../postgres/migrations.js'
+import { assertSafeName, isSafeName } from '../postgres/names.js'
+import { classifyDatabaseError, databaseFailureError, isLastingFailure, SchemaBehind, type DatabaseFailure } from './database-errors.js'
+import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
+import { createTenantPools, type TenantLease, type TenantPools } from './tenant-pools.js'
+import { bearerToken, chooseSchool, verifyToken } from './token.js'
+
+export interface ActiveSchool {
+  id: number
+  slug: string
+  name: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tenancy: Tenancy
+  }
+  interface FastifyRequest {
+    /** The school this request acts for; set by the tenancy hooks, else null. */
+    school: ActiveSchool | null
+    /** The Knex of that school's database; only under the tenancy hooks. */
+    db: Knex
+    /** Token subject (`sub`) and every school slug the token allows. */
+    identity: { subject: string | null, allowedSchools: string[] } | null
+  }
+}
+
+export interface Tenancy {
+  /** onRequest hook of the authenticated API: token → school → pool. */
+  authenticate: onRequestHookHandler
+  /** preHandler hook of public routes: `:slug` → school → pool; unknown or suspended is 404. */
+  publicSchool: preHandlerHookHandler
+  /** Maps a failure of a school's database to a 503 error, or returns null. */
+  translateError: (error: unknown, request: FastifyRequest) => Error | null
+  directory: SchoolDirectory
+  pools: TenantPools
+}
+
+export interface TenancyOptions {
+  jwt: JwtConfig
+  /** Tenant server name → URL. */
+  servers: Record<string, string>
+  catalogCacheTtlMs: number
+  tenantPoolSize: number
+  tenantPoolsMax: number
+  /**
+   * The URL a school's pool connects with. Default: the server's URL with the
+   * school's database. (Per-school credentials plug in here.)
+   */
+  connectionFor?: (school: School, serverUrl: string) => string
+}
+
+// After a failed connect, a database is not tried again for this long, so a
+// dead server costs its school one fast 503 per request and nobody else a thing.
+const UNAVAILABLE_FOR_MS = 1_000
+
+const LEASE = Symbol('tenantLease')
+interface Leased { [LEASE]?: TenantLease }
+
+export default fp<TenancyOptions>(async (app, options) => {
+  const { jwt } = options
+  const algorithm = jwt.publicKey !== null ? 'RS256' : 'HS256'
+  await app.register(fastifyJwt, {
+    secret: jwt.publicKey !== null ? { public: jwt.publicKey } : (jwt.secret ?? ''),
+    verify: {
+      // Pinned: a token may not pick its own algorithm (alg: none, HS/RS confusion).
+      algorithms: [algorithm],
+      ...(jwt.issuer === null ? {} : { allowedIss: jwt.issuer }),
+      ...(jwt.audience === null ? {} : { allowedAud: jwt.audience }),
+      // fast-jwt remembers verified tokens (bounded, never past their exp).
+      cache: 10_000
+    }
+  })
+
+  // A pool is handed out only for a database at the app's latest migration,
+  // so an unmigrated school gets a clear 503 instead of failing queries.
+  const latestMigration = (await appMigrations.names()).at(-1)
+  const directory = createSchoolDirectory({ catalog: app.catalog, ttlMs: options.catalogCacheTtlMs })
+  const pools = createTenantPools({
+    maxPools: options.tenantPoolsMax,
+    createKnex: (target) => createKnex(target.url, {
+      max: options.tenantPoolSize,
+      min: 0,
+      idleTimeoutMillis: 10_000,
+      connectTimeoutMillis: 1_500,
+      acquireTimeoutMillis: 5_000,
+      statementTimeoutMillis: 15_000,
+      applicationName: 'school-lunch:api',
+      // knex would print connection failures to the console; they reach the
+      // client as a 503 and the log through the error handler instead.
+      log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} }
+    }),
+    prepare: async (db) => {
+      if (latestMigration === undefined) return
+      const { rows } = await db.raw<{ rows: Array<{ applied: boolean }> }>(
+        "SELECT to_regclass('public.knex_migrations') IS NOT NULL AS applied")
+      const applied = rows[0]?.applied === true &&
+        (await db('knex_migrations').where({ name: latestMigration }).first()) !== undefined
+      if (!applied) throw new SchemaBehind(latestMigration)
+    }
+  })
+  const connectionFor = options.connectionFor ?? ((school: School, serverUrl: string) => databaseUrl(serverUrl, school.databaseName))
+  const unavailable = new Map<string, { until: number, failure: DatabaseFailure }>()
+
+  app.decorateRequest('school', null)
+  app.decorateRequest('db', null as unknown as Knex)
+  app.decorateRequest('identity', null)
+
+  async function lendPool (request: FastifyRequest, reply: FastifyReply, school: School): Promise<void> {
+    // The catalog refuses such names too; checked again before any SQL is built.
+    assertSafeName(school.databaseName, 'Database name')
+    const serverUrl = options.servers[school.server]
+    if (serverUrl === undefined) {
+      request.log.error({ school: school.slug, server: school.server }, 'school names a server that is not configured')
+      throw new SchoolDatabaseUnavailable(school.slug)
+    }
+    const key = `${school.server}/${school.databaseName}`
+    const down = unavailable.get(key)
+    if (down !== undefined) {
+      if (down.until > Date.now()) throw databaseFailureError(down.failure, school.slug)
+      unavailable.delete(key)
+    }
+    let lease: TenantLease
+    try {
+      lease = await pools.acquire({ key, url: connectionFor(school, serverUrl) })
+    } catch (error) {
+      const failure = classifyDatabaseError(error)
+      if (failure === null) throw error
+      if (isLastingFailure(failure)) unavailable.set(key, { until: Date.now() + UNAVAILABLE_FOR_MS, failure })
+      throw databaseFailureError(failure, school.slug)
+    }
+    const leased = request as FastifyRequest & Leased
+    leased[LEASE] = lease
+    // Released when the response is done or the client goes away, whichever first.
+    reply.raw.once('close', lease.release)
+    request.db = lease.db
+    request.school = { id: school.id, slug: school.slug, name: school.name }
+    request.log = request.log.child({ school: school.slug })
+    reply.log = request.log
+  }
+
+  const authenticate: onRequestHookHandler = async (request, reply) => {
+    const token = bearerToken(request.headers.authorization)
+    const claims = verifyToken((t) => app.jwt.verify(t), token)
+    const choice = chooseSchool(claims, request.headers['x-school'], jwt)
+    const school = await directory.resolve(choice.slug)
+    if (school === null) throw new SchoolUnknown(choice.slug)
+    if (school.status !== 'active') throw new SchoolSuspended(choice.slug)
+    request.identity = { subject: typeof claims.sub === 'string' ? claims.sub : null, allowedSchools: choice.allowed }
+    await lendPool(request, reply, school)
+  }
+
+  const publicSchool: preHandlerHookHandler = async (request, reply) => {
+    const slug = (request.params as { slug?: unknown }).slug
+    const school = isSafeName(slug) ? await directory.resolve(slug) : null
+    // Suspended schools are not public; unknown and suspended look alike.
+    if (school === null || school.status !== 'active') throw new SchoolNotFound(String(slug))
+    await lendPool(request, reply, school)
+  }
+
+  // A failure inside a route is answered, not remembered: a connection
+  // killed under one request must not turn the next one away, and the pool
+  // replaces broken connections by itself.
+  function translateError (error: unknown, request: FastifyRequest): Error | null {
+    if (request.school === null) return null
+    const failure = classifyDatabaseError(error)
+    return failure === null ? null : databaseFailureError(failure, request.school.slug)
+  }
+
+  app.addHook('onResponse', async (request) => {
+    (request as FastifyRequest & Leased)[LEASE]?.release()
+  })
+  app.addHook('onClose', async () => {
+    await pools.close()
+  })
+
+  app.decorate('tenancy', { authenticate, publicSchool, translateError, directory, pools })
+}, { name: 'tenancy', dependencies: ['catalog'] })

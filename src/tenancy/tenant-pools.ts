@@ -1,0 +1,232 @@
+import type { Knex } from 'knex'
+import { LRUCache } from 'lru-cache'
+import { TenantPoolsExhausted } from '../errors.js'
+
+/** One school database as the pools see it. */
+export interface TenantTarget {
+  /** `<server>/<database>`: one pool per database, whichever slug names it. */
+  key: string
+  url: string
+}
+
+/** A pool lent to one request; release() it when the request is done. */
+export interface TenantLease {
+  db: Knex
+  release: () => void
+}
+
+export interface TenantPoolStats {
+  open: number
+  retiring: number
+  connectionsInUse: number
+  connectionsIdle: number
+  connectionsPending: number
+  hits: number
+  misses: number
+  evictions: number
+}
+
+export interface TenantPools {
+  acquire: (target: TenantTarget) => Promise<TenantLease>
+  /** Retires the pool of one database (it drains, then closes). */
+  drop: (key: string) => void
+  stats: () => TenantPoolStats
+  /** Retires every pool and waits until all are closed. */
+  close: () => Promise<void>
+}
+
+export interface TenantPoolsOptions {
+  maxPools: number
+  /** Builds the Knex of one database; its pool must be at most poolSize. */
+  createKnex: (target: TenantTarget) => Knex
+  /**
+   * Runs once on each new pool before any request gets it (shared by
+   * concurrent first requests); when it throws, the pool is closed and
+   * every waiting request gets the error.
+   */
+  prepare?: (db: Knex) => Promise<void>
+  /** How long a request may wait for a free pool slot before a 503. */
+  slotTimeoutMs?: number
+}
+
+interface Pool {
+  key: string
+  knex: Knex
+  leases: number
+  retired: boolean
+}
+
+interface Creation {
+  waiters: number
+  promise: Promise<Pool>
+}
+
+/*
+ * The pools of school databases, least recently used first out.
+ *
+ * The bound counts every pool that can hold a connection: those in the LRU,
+ * those being created, and retired ones still draining or closing. So open
+ * connections never exceed maxPools × poolSize, even while pools churn.
+ *
+ * A pool is lent per request (a lease). A retired pool, evicted or dropped,
+ * is destroyed only when its last lease comes back, so no request loses its
+ * pool mid-flight. knex.destroy() alone would not do: it lets checked-out
+ * queries finish but rejects the request's next acquire.
+ *
+ * Concurrent first requests for one database share one creation, and their
+ * leases are counted into the pool before anyone else can see it, so it
+ * cannot be evicted between its creation and its first use.
+ */
+export function createTenantPools (options: TenantPoolsOptions): TenantPools {
+  const slotTimeoutMs = options.slotTimeoutMs ?? 5_000
+  // Capacity is enforced below, before every insert; the LRU only orders.
+  const live = new LRUCache<string, Pool>({ max: options.maxPools + 1 })
+  const retiring = new Set<Pool>()
+  const creating = new Map<string, Creation>()
+  let reservedSlots = 0
+  let slotWaiters: Array<() => void> = []
+  let hits = 0
+  let misses = 0
+  let evictions = 0
+  let closed = false
+
+  const inUse = (): number => live.size + retiring.size + reservedSlots
+
+  function wakeSlotWaiters (): void {
+    const waiters = slotWaiters
+    slotWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  function retire (pool: Pool): void {
+    if (pool.retired) return
+    pool.retired = true
+    if (live.peek(pool.key) === pool) live.delete(pool.key)
+    retiring.add(pool)
+    if (pool.leases === 0) void destroy(pool)
+  }
+
+  async function destroy (pool: Pool): Promise<void> {
+    try {
+      await pool.knex.destroy()
+    } finally {
+      retiring.delete(pool)
+      wakeSlotWaiters()
+    }
+  }
+
+  function lease (pool: Pool): TenantLease {
+    let returned = false
+    return {
+      db: pool.knex,
+      release: () => {
+        if (returned) return
+        returned = true
+        pool.leases--
+        if (pool.retired && pool.leases === 0) void destroy(pool)
+      }
+    }
+  }
+
+  /** Waits until one more pool fits in the bound, evicting as needed. */
+  async function reserveSlot (): Promise<void> {
+    const deadline = Date.now() + slotTimeoutMs
+    while (inUse() >= options.maxPools) {
+      // Prefer closing an idle pool: nothing waits on it.
+      const idle = [...live.rvalues()].find((pool) => pool !== undefined && pool.leases === 0)
+      if (idle !== undefined) {
+        evictions++
+        retire(idle)
+        continue
+      }
+      // All busy: retire the least recently used and wait for it to drain.
+      if (retiring.size === 0 && live.size > 0) {
+        const oldest = live.rvalues().next().value
+        if (oldest !== undefined) {
+          evictions++
+          retire(oldest)
+        }
+      }
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) throw new TenantPoolsExhausted()
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining)
+        slotWaiters.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+    reservedSlots++
+  }
+
+  async function create (target: TenantTarget, creation: () => Creation): Promise<Pool> {
+    await reserveSlot()
+    try {
+      const knex = options.createKnex(target)
+      try {
+        await options.prepare?.(knex)
+      } catch (error) {
+        await knex.destroy()
+        throw error
+      }
+      const pool: Pool = { key: target.key, knex, leases: creation().waiters, retired: false }
+      live.set(target.key, pool)
+      return pool
+    } finally {
+      reservedSlots--
+      creating.delete(target.key)
+      wakeSlotWaiters()
+    }
+  }
+
+  return {
+    async acquire (target) {
+      if (closed) throw new TenantPoolsExhausted()
+      const existing = live.get(target.key)
+      if (existing !== undefined) {
+        hits++
+        existing.leases++
+        return lease(existing)
+      }
+      let creation = creating.get(target.key)
+      if (creation === undefined) {
+        misses++
+        const pending: Creation = { waiters: 0, promise: Promise.resolve(null as unknown as Pool) }
+        pending.promise = create(target, () => pending)
+        creating.set(target.key, pending)
+        creation = pending
+      }
+      creation.waiters++
+      try {
+        return lease(await creation.promise)
+      } catch (error) {
+        creation.waiters--
+        throw error
+      }
+    },
+
+    drop (key) {
+      const pool = live.peek(key)
+      if (pool !== undefined) retire(pool)
+    },
+
+    stats () {
+      let connectionsInUse = 0
+      let connectionsIdle = 0
+      let connectionsPending = 0
+      for (const pool of [...live.values(), ...retiring]) {
+        const tarn = pool.knex.client.pool as { numUsed: () => number, numFree: () => number, numPendingCreates: () => number } | undefined
+        connectionsInUse += tarn?.numUsed() ?? 0
+        connectionsIdle += tarn?.numFree() ?? 0
+        connectionsPending += tarn?.numPendingCreates() ?? 0
+      }
+      return { open: live.size, retiring: retiring.size, connectionsInUse, connectionsIdle, connectionsPending, hits, misses, evictions }
+    },
+
+    async close () {
+      closed = true
+      for (const pool of [...live.values()]) retire(pool)
+      while (retiring.size > 0) {
+        await new Promise<void>((resolve) => slotWaiters.push(resolve))
+      }
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import {
+  SchoolClaimInvalid, SchoolClaimMissing, SchoolHeaderInvalid, SchoolNotAllowed, SchoolNotSelected,
+  TokenExpired, TokenInvalid, TokenMalformed, TokenMissing, TokenNotYetValid
+} from '../errors.js'
+import { isSafeName } from '../postgres/names.js'
+
+/** Tokens longer than this are refused before any parsing. */
+export const MAX_TOKEN_LENGTH = 8 * 1024
+const MAX_ALLOWED_SCHOOLS = 1_000
+
+export type Claims = Record<string, unknown>
+
+/** The token from `Authorization: Bearer <token>`. */
+export function bearerToken (header: string | string[] | undefined): string {
+  if (header === undefined || header === '') throw new TokenMissing()
+  if (typeof header !== 'string') throw new TokenMalformed('send one Authorization header')
+  const match = /^Bearer ([^\s]+)$/i.exec(header.trim())
+  if (match?.[1] === undefined) throw new TokenMalformed('expected "Bearer <token>"')
+  if (match[1].length > MAX_TOKEN_LENGTH) throw new TokenMalformed(`longer than ${MAX_TOKEN_LENGTH} characters`)
+  return match[1]
+}
+
+/** Verifies with the app's one verifier and turns fast-jwt's failures into our codes. */
+export function verifyToken (verify: (token: string) => unknown, token: string): Claims {
+  let payload: unknown
+  try {
+    payload = verify(token)
+  } catch (error) {
+    throw tokenError(error)
+  }
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
+    throw new TokenMalformed('the payload is not a JSON object')
+  }
+  return payload as Claims
+}
+
+function tokenError (error: unknown): Error {
+  const code = (error as { code?: string }).code
+  switch (code) {
+    case 'FAST_JWT_EXPIRED': return new TokenExpired()
+    case 'FAST_JWT_INACTIVE': return new TokenNotYetValid()
+    case 'FAST_JWT_MALFORMED':
+    case 'FAST_JWT_INVALID_TYPE':
+    case 'FAST_JWT_INVALID_PAYLOAD':
+      return new TokenMalformed('it could not be decoded')
+    case 'FAST_JWT_INVALID_ALGORITHM': return new TokenInvalid('algorithm not allowed')
+    case 'FAST_JWT_MISSING_SIGNATURE': return new TokenInvalid('unsigned tokens are not accepted')
+    case 'FAST_JWT_INVALID_SIGNATURE': return new TokenInvalid('bad signature')
+    case 'FAST_JWT_INVALID_CLAIM_VALUE':
+    case 'FAST_JWT_INVALID_CLAIM_TYPE':
+    case 'FAST_JWT_MISSING_REQUIRED_CLAIM':
+      return new TokenInvalid('issuer, audience or another registered claim does not match')
+    default: return new TokenInvalid('it could not be verified')
+  }
+}
+
+export interface SchoolChoice {
+  /** The active school's slug. */
+  slug: string
+  /** Every slug the token allows, for /api/me. */
+  allowed: string[]
+}
+
+/**
+ * Which school this request acts for. The single-school claim names the
+ * school; a list claim names those a user may switch between with X-School.
+ * The header is honoured only for a slug the token allows.
+ */
+export function chooseSchool (claims: Claims, header: string | string[] | undefined, names: { schoolClaim: string, schoolsClaim: string }): SchoolChoice {
+  const single = claims[names.schoolClaim]
+  if (single !== undefined && !isSafeName(single)) throw new SchoolClaimInvalid(names.schoolClaim)
+
+  const list = claims[names.schoolsClaim]
+  if (list !== undefined && (!Array.isArray(list) || list.length > MAX_ALLOWED_SCHOOLS || !list.every(isSafeName))) {
+    throw new SchoolClaimInvalid(names.schoolsClaim)
+  }
+  const allowed = [...new Set([...(single === undefined ? [] : [single]), ...((list as string[] | undefined) ?? [])])]
+  if (allowed.length === 0) throw new SchoolClaimMissing(names.schoolClaim)
+
+  if (header !== undefined) {
+    if (typeof header !== 'string') throw new SchoolHeaderInvalid('send the header once')
+    if (!isSafeName(header)) throw new SchoolHeaderInvalid('lowercase letters, digits, _ and -')
+    if (!allowed.includes(header)) throw new SchoolNotAllowed(header)
+    return { slug: header, allowed }
+  }
+  if (single !== undefined) return { slug: single, allowed }
+  if (allowed.length === 1) return { slug: allowed[0] as string, allowed }
+  throw new SchoolNotSelected()
+}
