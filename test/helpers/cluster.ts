@@ -8,7 +8,8 @@ import { projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
  * With DATABASE_URL set, the suite uses that server instead.
  */
 export const testCluster: EmbeddedPostgresConfig = {
-  dataDir: path.join(projectRoot, '.data', 'test-postgres'),
+  // TEST_PG_DIR and TEST_PG_PORT let two suites run side by side.
+  dataDir: path.resolve(projectRoot, process.env.TEST_PG_DIR ?? '.data/test-postgres'),
   port: Number(process.env.TEST_PG_PORT ?? 54330),
   password: 'postgres',
   maxConnections: 300,
