@@ -75,6 +75,9 @@ export default fp<TenancyOptions>(async (app, options) => {
       algorithms: [algorithm],
       ...(jwt.issuer === null ? {} : { allowedIss: jwt.issuer }),
       ...(jwt.audience === null ? {} : { allowedAud: jwt.audience }),
+      // fast-jwt checks iss and aud only when present; a token leaving them
+      // out (one minted for another service on the same key) must not pass.
+      requiredClaims: [...(jwt.issuer === null ? [] : ['iss']), ...(jwt.audience === null ? [] : ['aud'])],
       // fast-jwt remembers verified tokens (bounded, never past their exp).
       cache: 10_000
     }
