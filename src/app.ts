@@ -1,7 +1,7 @@
 import cors from '@fastify/cors'
 import etag from '@fastify/etag'
 import swagger from '@fastify/swagger'
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify'
 import catalogPlugin from './catalog/plugin.js'
 import type { Config } from './config.js'
 import {
@@ -31,7 +31,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
     logger: logger ?? { level: config.logLevel },
     // One line per request, written in onResponse below once the school is
     // known, instead of Fastify's two lines of which the first cannot have it.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: false },
     ajv: {
@@ -40,6 +40,10 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false }
     }
   })
+
+  // JSON only: a text/plain body (what fetch() sends for a bare string) must
+  // be a 415 that says so, not a schema error about its shape.
+  app.removeContentTypeParser('text/plain')
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const mapped: PublicError = app.tenancy.translateError(error, request) ?? publicError(error)
