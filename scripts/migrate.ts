@@ -69,10 +69,11 @@ function printReport (report: MigrateReport): void {
       s.server,
       s.databaseName,
       s.database === 'missing' ? 'would create' : s.database,
+      s.role === 'missing' ? 'would create' : s.role === 'updated' && report.dryRun ? 'new password' : s.role,
       s.error !== null ? '-' : s.migrations.length === 0 ? 'up to date' : `${s.migrations.length} ${report.dryRun ? 'pending' : 'applied'}`,
       s.error === null ? 'ok' : `FAILED: ${s.error}`
     ])
-    out.push('', formatTable(['school', 'server', 'database', 'database state', 'migrations', 'result'], rows))
+    out.push('', formatTable(['school', 'server', 'database', 'database state', 'role', 'migrations', 'result'], rows))
   }
 
   for (const slug of report.unknownSlugs) out.push(`Unknown school: ${slug} (not in the catalog)`)
@@ -112,6 +113,7 @@ async function main (): Promise<void> {
   try {
     const report = await migrateSchools(topology, {
       ...options,
+      roleSecret: config.tenantRoleSecret,
       onProgress: showProgress
         ? ({ done, total, failed }) => process.stderr.write(`\rSchools: ${done}/${total} done${failed > 0 ? `, ${failed} failed` : ''}   `)
         : undefined

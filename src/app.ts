@@ -94,7 +94,8 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
     servers,
     catalogCacheTtlMs: config.catalogCacheTtlMs,
     tenantPoolSize: config.tenantPoolSize,
-    tenantPoolsMax: config.tenantPoolsMax
+    tenantPoolsMax: config.tenantPoolsMax,
+    roleSecret: config.tenantRoleSecret
   })
   await app.register(metrics)
 

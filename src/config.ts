@@ -34,6 +34,8 @@ export interface JwtConfig {
 
 export interface Config {
   nodeEnv: NodeEnv
+  /** Derives each school role's password (HMAC); never stored anywhere. */
+  tenantRoleSecret: string
   host: string
   port: number
   logLevel: string
@@ -66,6 +68,7 @@ export class ConfigError extends Error {
 }
 
 export const DEVELOPMENT_JWT_SECRET = 'development-only-secret-change-me-in-production'
+export const DEVELOPMENT_ROLE_SECRET = 'development-only-role-secret-change-me-in-production'
 export const SERVER_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/
 
 type Env = Record<string, string | undefined>
@@ -100,8 +103,17 @@ export function loadConfig (env: Env = process.env): Config {
 
   const embeddedDir = read.string('EMBEDDED_PG_DIR') ?? '.data/postgres'
 
+  const roleSecret = read.string('TENANT_ROLE_SECRET')
+  if (roleSecret !== null && roleSecret.length < 32) {
+    problems.push(`TENANT_ROLE_SECRET must be at least 32 characters long (got ${roleSecret.length})`)
+  }
+  if (roleSecret === null && nodeEnv === 'production') {
+    problems.push('TENANT_ROLE_SECRET is required when NODE_ENV=production')
+  }
+
   const config: Config = {
     nodeEnv,
+    tenantRoleSecret: roleSecret ?? DEVELOPMENT_ROLE_SECRET,
     host: read.string('HOST') ?? '127.0.0.1',
     port: read.integer('PORT', 3000, 0, 65535),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),

@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import { createDatabase, databaseExists } from '../postgres/admin.js'
 import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
 import { catalogMigrations, migrateToLatest, pendingMigrations } from '../postgres/migrations.js'
+import { quoteIdentifier } from '../postgres/names.js'
 
 export interface CatalogPreparation {
   created: boolean
@@ -50,7 +51,10 @@ async function ensureDatabase (url: string): Promise<boolean> {
   const admin = createKnex(databaseUrl(url, 'postgres'), { max: 1, applicationName: 'school-lunch:migrate' })
   try {
     if (await databaseExists(admin, databaseOf(url))) return false
-    return await createDatabase(admin, databaseOf(url)) === 'created'
+    const created = await createDatabase(admin, databaseOf(url)) === 'created'
+    // School roles have no business in the catalog.
+    if (created) await admin.raw(`REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdentifier(databaseOf(url))} FROM PUBLIC`)
+    return created
   } finally {
     await admin.destroy()
   }

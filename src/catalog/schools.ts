@@ -9,6 +9,8 @@ export interface School {
   databaseName: string
   server: string
   status: SchoolStatus
+  /** Fingerprint of the secret the school role's password was set with. */
+  roleKeyId: string | null
 }
 
 interface SchoolRow {
@@ -18,9 +20,10 @@ interface SchoolRow {
   database_name: string
   server: string
   status: SchoolStatus
+  role_key_id: string | null
 }
 
-const COLUMNS = ['id', 'slug', 'name', 'database_name', 'server', 'status'] as const
+const COLUMNS = ['id', 'slug', 'name', 'database_name', 'server', 'status', 'role_key_id'] as const
 
 function toSchool (row: SchoolRow): School {
   return {
@@ -29,7 +32,8 @@ function toSchool (row: SchoolRow): School {
     name: row.name,
     databaseName: row.database_name,
     server: row.server,
-    status: row.status
+    status: row.status,
+    roleKeyId: row.role_key_id
   }
 }
 
@@ -40,6 +44,10 @@ export function schoolsRepository (catalog: Knex) {
       const query = catalog<SchoolRow>('schools').select(...COLUMNS).orderBy('slug')
       if (slugs !== undefined) void query.whereIn('slug', slugs)
       return (await query).map(toSchool)
+    },
+
+    async setRoleKeyId (id: number, roleKeyId: string): Promise<void> {
+      await catalog('schools').where({ id }).update({ role_key_id: roleKeyId })
     },
 
     async findBySlug (slug: string, { timeoutMs }: { timeoutMs?: number } = {}): Promise<School | null> {

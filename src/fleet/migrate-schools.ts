@@ -2,9 +2,13 @@ import type { Knex } from 'knex'
 import { inspectCatalog, openCatalog, prepareCatalog } from '../catalog/catalog.js'
 import { schoolsRepository, type School } from '../catalog/schools.js'
 import { createDatabase, freeConnections, listDatabases } from '../postgres/admin.js'
-import { createKnex, databaseUrl } from '../postgres/connection.js'
-import { appMigrations, migrateToLatest, pendingMigrations } from '../postgres/migrations.js'
-import { assertSafeName } from '../postgres/names.js'
+import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
+import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
+import { appMigrations, pendingMigrations, runMigrations, withMigrationLock } from '../postgres/migrations.js'
+import { assertSafeName, assertSchoolDatabaseName } from '../postgres/names.js'
+import {
+  ensureSchoolRole, grantTableAccess, restrictDatabase, roleKeyId, schoolRoleName, schoolRolePassword, type RoleOutcome
+} from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
 import { runConcurrently } from './concurrency.js'
 
@@ -15,6 +19,8 @@ export interface MigrateOptions {
   only?: string[]
   /** Report what would change and change nothing. */
   dryRun?: boolean
+  /** TENANT_ROLE_SECRET: derives the school roles' passwords. */
+  roleSecret?: string
   onProgress?: (progress: { done: number, total: number, failed: number }) => void
 }
 
@@ -24,6 +30,8 @@ export interface SchoolOutcome {
   databaseName: string
   /** `missing` only in a dry run: the database would be created. */
   database: 'created' | 'existed' | 'missing'
+  /** The school's login role; `missing` only in a dry run. */
+  role: RoleOutcome | 'missing'
   /** Migrations applied, or in a dry run those pending. */
   migrations: string[]
   error: string | null
@@ -41,7 +49,7 @@ export interface MigrateReport {
 /** True when the run changed nothing and nothing failed. */
 export function isNoop (report: MigrateReport): boolean {
   return !report.catalog.created && report.catalog.migrations.length === 0 &&
-    report.schools.every((s) => s.error === null && s.database === 'existed' && s.migrations.length === 0)
+    report.schools.every((s) => s.error === null && s.database === 'existed' && s.role === 'existed' && s.migrations.length === 0)
 }
 
 export function hasFailures (report: MigrateReport): boolean {
@@ -50,8 +58,8 @@ export function hasFailures (report: MigrateReport): boolean {
 
 /**
  * Brings the catalog, then every school database, to the latest migration.
- * Each school is created and migrated on its own; a failure is recorded in
- * its outcome and never stops the others.
+ * Each school is created, given its role and migrated on its own; a failure
+ * is recorded in its outcome and never stops the others.
  */
 export async function migrateSchools (topology: Topology, options: MigrateOptions): Promise<MigrateReport> {
   const dryRun = options.dryRun === true
@@ -72,43 +80,58 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
     report.catalog = { created: prepared.created, missing: false, migrations: prepared.applied }
   }
 
-  const catalog = openCatalog(topology.catalogUrl, 1)
-  let schools: School[]
-  try {
-    schools = await schoolsRepository(catalog).list(options.only === undefined ? {} : { slugs: options.only })
-  } finally {
-    await catalog.destroy()
+  const roleSecret = options.roleSecret ?? DEVELOPMENT_ROLE_SECRET
+  const catalog = openCatalog(topology.catalogUrl, 2)
+  const context: SchoolContext = {
+    topology,
+    dryRun,
+    catalogDatabase: databaseOf(topology.catalogUrl),
+    roleSecret,
+    keyId: roleKeyId(roleSecret),
+    schools: schoolsRepository(catalog),
+    servers: new Map()
   }
-  report.unknownSlugs = (options.only ?? []).filter((slug) => !schools.some((s) => s.slug === slug))
-
-  const servers = new Map<string, ServerHandle>()
   try {
+    const schools = await context.schools.list(options.only === undefined ? {} : { slugs: options.only })
+    report.unknownSlugs = (options.only ?? []).filter((slug) => !schools.some((s) => s.slug === slug))
     for (const name of new Set(schools.map((s) => s.server))) {
       const url = topology.servers[name]
-      if (url !== undefined) servers.set(name, await openServer(url, options.concurrency))
+      if (url !== undefined) context.servers.set(name, await openServer(url, options.concurrency))
     }
     report.concurrency.used = Math.max(1, Math.min(options.concurrency,
-      ...[...servers.values()].map((s) => Math.floor(s.free / 2))))
+      ...[...context.servers.values()].map((s) => Math.floor(s.free / 2))))
 
     let done = 0
     let failed = 0
     report.schools = await runConcurrently(schools, report.concurrency.used, async (school) => {
-      const outcome = await migrateSchool(school, servers, topology, dryRun)
+      const outcome = await migrateSchool(school, context)
       done++
       if (outcome.error !== null) failed++
       options.onProgress?.({ done, total: schools.length, failed })
       return outcome
     })
   } finally {
-    await Promise.all([...servers.values()].map(async (s) => await s.admin.destroy()))
+    await Promise.all([...context.servers.values()].map(async (s) => await s.admin.destroy()))
+    await catalog.destroy()
   }
   return report
+}
+
+interface SchoolContext {
+  topology: Topology
+  dryRun: boolean
+  catalogDatabase: string
+  roleSecret: string
+  keyId: string
+  schools: ReturnType<typeof schoolsRepository>
+  servers: Map<string, ServerHandle>
 }
 
 interface ServerHandle {
   url: string
   admin: Knex
   databases: Set<string>
+  roles: Set<string>
   free: number
 }
 
@@ -117,34 +140,40 @@ async function openServer (url: string, concurrency: number): Promise<ServerHand
   // time is as fast as many and keeps connections for the migrations.
   const admin = createKnex(databaseUrl(url, 'postgres'), { max: Math.min(concurrency, 4), applicationName: 'school-lunch:migrate' })
   try {
-    return { url, admin, databases: await listDatabases(admin), free: await freeConnections(admin) }
+    const roles = (await admin.raw<{ rows: Array<{ rolname: string }> }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname)
+    return { url, admin, databases: await listDatabases(admin), roles: new Set(roles), free: await freeConnections(admin) }
   } catch (error) {
     await admin.destroy()
     throw error
   }
 }
 
-async function migrateSchool (school: School, servers: Map<string, ServerHandle>, topology: Topology, dryRun: boolean): Promise<SchoolOutcome> {
+async function migrateSchool (school: School, context: SchoolContext): Promise<SchoolOutcome> {
   const outcome: SchoolOutcome = {
     slug: school.slug,
     server: school.server,
     databaseName: school.databaseName,
     database: 'existed',
+    role: 'existed',
     migrations: [],
     error: null
   }
   let db: Knex | null = null
   let failedMigration: string | null = null
   try {
+    // Checked here too, not only by the catalog: no SQL is built from a bad name.
     assertSafeName(school.slug, 'School slug')
-    assertSafeName(school.databaseName, 'Database name')
-    const server = servers.get(school.server)
+    assertSchoolDatabaseName(school.databaseName)
+    const server = context.servers.get(school.server)
     if (server === undefined) {
-      throw new Error(`server "${school.server}" is not configured (known: ${Object.keys(topology.servers).join(', ')})`)
+      throw new Error(`server "${school.server}" is not configured (known: ${Object.keys(context.topology.servers).join(', ')})`)
     }
+    if (school.databaseName === context.catalogDatabase) throw new Error(`database "${school.databaseName}" is the catalog's`)
+    const role = schoolRoleName(school.databaseName)
     if (!server.databases.has(school.databaseName)) {
-      if (dryRun) {
+      if (context.dryRun) {
         outcome.database = 'missing'
+        outcome.role = server.roles.has(role) ? 'existed' : 'missing'
         outcome.migrations = await appMigrations.names()
         return outcome
       }
@@ -158,9 +187,19 @@ async function migrateSchool (school: School, servers: Map<string, ServerHandle>
       // knex warns which migration failed; that name goes into the outcome.
       log: { warn: (message: string) => { failedMigration = /migration file "(.+)" failed/.exec(message)?.[1] ?? failedMigration } }
     })
-    outcome.migrations = dryRun
-      ? await pendingMigrations(db, appMigrations)
-      : await migrateToLatest(db, appMigrations)
+    if (context.dryRun) {
+      outcome.role = server.roles.has(role) ? (school.roleKeyId === context.keyId ? 'existed' : 'updated') : 'missing'
+      outcome.migrations = await pendingMigrations(db, appMigrations)
+      return outcome
+    }
+    const schoolDb = db
+    await withMigrationLock(schoolDb, async () => {
+      outcome.role = await ensureSchoolRole(schoolDb, role, schoolRolePassword(context.roleSecret, role), school.roleKeyId !== context.keyId)
+      await restrictDatabase(schoolDb, school.databaseName, role)
+      outcome.migrations = await runMigrations(schoolDb, appMigrations)
+      await grantTableAccess(schoolDb, role)
+    })
+    if (school.roleKeyId !== context.keyId) await context.schools.setRoleKeyId(school.id, context.keyId)
   } catch (error) {
     outcome.error = (failedMigration === null ? '' : `${failedMigration}: `) + errorMessage(error)
   } finally {

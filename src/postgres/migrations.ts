@@ -55,14 +55,24 @@ export const catalogMigrations = new DirectoryMigrationSource(path.join(database
 const LOCK_KEY = [7_311_001, 1] as const
 
 export async function migrateToLatest (db: Knex, source: DirectoryMigrationSource): Promise<string[]> {
+  return await withMigrationLock(db, async () => await runMigrations(db, source))
+}
+
+/** Runs `fn` holding this database's migration lock (see above). */
+export async function withMigrationLock<T> (db: Knex, fn: () => Promise<T>): Promise<T> {
   await db.raw('SELECT pg_advisory_lock(?, ?)', [...LOCK_KEY])
   try {
-    await clearStaleKnexLock(db)
-    const [, log] = await db.migrate.latest({ migrationSource: source }) as [number, string[]]
-    return log
+    return await fn()
   } finally {
     await db.raw('SELECT pg_advisory_unlock(?, ?)', [...LOCK_KEY]).catch(() => {})
   }
+}
+
+/** knex's migrator to latest; call only under withMigrationLock. */
+export async function runMigrations (db: Knex, source: DirectoryMigrationSource): Promise<string[]> {
+  await clearStaleKnexLock(db)
+  const [, log] = await db.migrate.latest({ migrationSource: source }) as [number, string[]]
+  return log
 }
 
 async function clearStaleKnexLock (db: Knex): Promise<void> {

@@ -24,3 +24,12 @@ export function quoteIdentifier (name: string): string {
   }
   return `"${name.replaceAll('"', '""')}"`
 }
+
+/** Databases a school may never be given: PostgreSQL's own. */
+export const RESERVED_DATABASES = new Set(['postgres', 'template0', 'template1'])
+
+/** A school database name: safe, and not one of PostgreSQL's own. */
+export function assertSchoolDatabaseName (value: unknown): asserts value is string {
+  assertSafeName(value, 'Database name')
+  if (RESERVED_DATABASES.has(value)) throw new Error(`Database name "${value}" is reserved by PostgreSQL`)
+}

@@ -5,9 +5,10 @@ import type { Knex } from 'knex'
 import type { School } from '../catalog/schools.js'
 import type { JwtConfig } from '../config.js'
 import { SchoolDatabaseUnavailable, SchoolNotFound, SchoolSuspended, SchoolUnknown } from '../errors.js'
-import { createKnex, databaseUrl } from '../postgres/connection.js'
+import { createKnex } from '../postgres/connection.js'
 import { appMigrations } from '../postgres/migrations.js'
-import { assertSafeName, isSafeName } from '../postgres/names.js'
+import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
+import { schoolRoleUrl } from '../postgres/roles.js'
 import { classifyDatabaseError, databaseFailureError, isLastingFailure, SchemaBehind, type DatabaseFailure } from './database-errors.js'
 import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
 import { createTenantPools, type TenantLease, type TenantPools } from './tenant-pools.js'
@@ -51,11 +52,8 @@ export interface TenancyOptions {
   catalogCacheTtlMs: number
   tenantPoolSize: number
   tenantPoolsMax: number
-  /**
-   * The URL a school's pool connects with. Default: the server's URL with the
-   * school's database. (Per-school credentials plug in here.)
-   */
-  connectionFor?: (school: School, serverUrl: string) => string
+  /** TENANT_ROLE_SECRET: pools log in as the school's own role with it. */
+  roleSecret: string
 }
 
 // After a failed connect, a database is not tried again for this long, so a
@@ -110,7 +108,6 @@ export default fp<TenancyOptions>(async (app, options) => {
       if (!applied) throw new SchemaBehind(latestMigration)
     }
   })
-  const connectionFor = options.connectionFor ?? ((school: School, serverUrl: string) => databaseUrl(serverUrl, school.databaseName))
   const unavailable = new Map<string, { until: number, failure: DatabaseFailure }>()
 
   app.decorateRequest('school', null)
@@ -118,8 +115,11 @@ export default fp<TenancyOptions>(async (app, options) => {
   app.decorateRequest('identity', null)
 
   async function lendPool (request: FastifyRequest, reply: FastifyReply, school: School): Promise<void> {
-    // The catalog refuses such names too; checked again before any SQL is built.
-    assertSafeName(school.databaseName, 'Database name')
+    // The catalog refuses such names too; checked again before we connect.
+    if (!isSafeName(school.databaseName) || RESERVED_DATABASES.has(school.databaseName)) {
+      request.log.error({ school: school.slug }, 'the catalog holds an unusable database name for this school')
+      throw new SchoolDatabaseUnavailable(school.slug)
+    }
     const serverUrl = options.servers[school.server]
     if (serverUrl === undefined) {
       request.log.error({ school: school.slug, server: school.server }, 'school names a server that is not configured')
@@ -133,7 +133,8 @@ export default fp<TenancyOptions>(async (app, options) => {
     }
     let lease: TenantLease
     try {
-      lease = await pools.acquire({ key, url: connectionFor(school, serverUrl) })
+      // As the school's own role: a wrong database would refuse the login.
+      lease = await pools.acquire({ key, url: schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret) })
     } catch (error) {
       const failure = classifyDatabaseError(error)
       if (failure === null) throw error

@@ -15,7 +15,7 @@ t.test('npm run migrate: summary, exit codes, dry run and concurrent runs', asyn
 
   const dry = await runScript('scripts/migrate.ts', ['--dry-run'], dbs.env)
   t.equal(dry.code, 0, dry.stderr)
-  t.match(dry.stdout, /pinewood\s+default\s+migcli_pinewood\s+would create\s+1 pending\s+ok/)
+  t.match(dry.stdout, /pinewood\s+default\s+migcli_pinewood\s+would create\s+would create\s+1 pending\s+ok/)
   t.match(dry.stdout, /Dry run, nothing changed: 2 school\(s\), 2 database\(s\) to create/)
   t.equal((await listDatabases(dbs.admin)).has(dbs.databaseName('pinewood')), false)
 
@@ -34,7 +34,7 @@ t.test('npm run migrate: summary, exit codes, dry run and concurrent runs', asyn
   const noop = await runScript('scripts/migrate.ts', [], dbs.env)
   t.equal(noop.code, 0)
   t.match(noop.stdout, /Nothing to do: the catalog and all 2 school database\(s\) are up to date\./)
-  t.match(noop.stdout, /oakridge\s+default\s+migcli_oakridge\s+existed\s+up to date\s+ok/, 'the summary lists each school')
+  t.match(noop.stdout, /oakridge\s+default\s+migcli_oakridge\s+existed\s+existed\s+up to date\s+ok/, 'the summary lists each school')
 
   // A school whose database holds a conflicting table fails; the exit code says so.
   await catalog('schools').insert({ slug: 'broken', name: 'Broken', database_name: dbs.databaseName('broken') })
@@ -42,7 +42,7 @@ t.test('npm run migrate: summary, exit codes, dry run and concurrent runs', asyn
   await withDatabase(dbs.serverUrl, dbs.databaseName('broken'), async (db) => await db.raw('CREATE TABLE lunch_week (x int)'))
   const failing = await runScript('scripts/migrate.ts', [], dbs.env)
   t.equal(failing.code, 1)
-  t.match(failing.stdout, /broken\s+default\s+migcli_broken\s+existed\s+-\s+FAILED: 20261123000000_create_lunch_menu: relation "lunch_week" already exists/)
+  t.match(failing.stdout, /broken\s+default\s+migcli_broken\s+existed\s+created\s+-\s+FAILED: 20261123000000_create_lunch_menu: relation "lunch_week" already exists/)
   t.match(failing.stdout, /3 school\(s\): 0 database\(s\) created, 0 migrated, 2 already up to date, 1 failed\./)
 
   const only = await runScript('scripts/migrate.ts', ['--school', 'pinewood'], dbs.env)

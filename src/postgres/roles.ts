@@ -1,0 +1,109 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
+import type { Knex } from 'knex'
+import { quoteIdentifier } from './names.js'
+
+/*
+ * Every school database is reachable only through its own login role.
+ *
+ * Passwords are never stored: each is an HMAC of the role name under
+ * TENANT_ROLE_SECRET, so migrate (which sets it) and the API (which logs in
+ * with it) derive the same one. PostgreSQL is sent only a SCRAM verifier
+ * computed here, so not even its statement log sees the password.
+ *
+ * The catalog keeps, per school, the id of the secret its password was set
+ * with (a fingerprint, not the secret): after a rotation migrate sees the
+ * mismatch and sets the new password.
+ */
+
+const ROLE_PREFIX = 'school_'
+
+/** The login role of a school database: `school_<database>`, hashed to fit 63 bytes. */
+export function schoolRoleName (databaseName: string): string {
+  const plain = `${ROLE_PREFIX}${databaseName}`
+  if (Buffer.byteLength(plain) <= 63) return plain
+  const digest = createHash('sha256').update(databaseName).digest('hex').slice(0, 8)
+  return `${ROLE_PREFIX}${databaseName.slice(0, 63 - ROLE_PREFIX.length - 9)}_${digest}`
+}
+
+export function schoolRolePassword (secret: string, role: string): string {
+  return createHmac('sha256', secret).update(`school-role-password:${role}`).digest('base64url')
+}
+
+/** Names a secret without revealing it, so the catalog can tell which one set a password. */
+export function roleKeyId (secret: string): string {
+  return createHmac('sha256', secret).update('school-role-key-id').digest('hex').slice(0, 16)
+}
+
+/** A SCRAM-SHA-256 verifier in PostgreSQL's rolpassword format (RFC 5802/7677). */
+export function scramVerifier (password: string, { salt = randomBytes(16), iterations = 4096 } = {}): string {
+  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256')
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest()
+  const storedKey = createHash('sha256').update(clientKey).digest()
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest()
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`
+}
+
+const VERIFIER_PATTERN = /^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/
+
+export type RoleOutcome = 'created' | 'existed' | 'updated'
+
+/**
+ * Creates the role, or sets its password when `setPassword` (its secret
+ * changed). Role attributes allow logging in and nothing else.
+ */
+export async function ensureSchoolRole (db: Knex, role: string, password: string, setPassword: boolean): Promise<RoleOutcome> {
+  const verifier = scramVerifier(password)
+  // DDL takes no bind parameters; the verifier is base64 and $ : only.
+  if (!VERIFIER_PATTERN.test(verifier)) throw new Error('unexpected SCRAM verifier format')
+  const exists = (await db.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_roles WHERE rolname = ?', [role])).rows.length > 0
+  if (!exists) {
+    try {
+      await db.raw(`CREATE ROLE ${quoteIdentifier(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION PASSWORD '${verifier}'`)
+      return 'created'
+    } catch (error) {
+      // Created by a concurrent run of another migrate; set the password below.
+      const code = (error as { code?: string }).code
+      if (code !== '42710' && code !== '23505') throw error
+    }
+  } else if (!setPassword) {
+    return 'existed'
+  }
+  await db.raw(`ALTER ROLE ${quoteIdentifier(role)} PASSWORD '${verifier}'`)
+  return 'updated'
+}
+
+/**
+ * Only the school's role may connect to its database (and nobody gets
+ * TEMPORARY through PUBLIC). Run with a connection to that database, so it
+ * is serialised by the database's migration lock: concurrent GRANTs on one
+ * object fail with "tuple concurrently updated".
+ */
+export async function restrictDatabase (db: Knex, databaseName: string, role: string): Promise<void> {
+  const database = quoteIdentifier(databaseName)
+  await db.raw(`REVOKE CONNECT, TEMPORARY ON DATABASE ${database} FROM PUBLIC`)
+  await db.raw(`GRANT CONNECT ON DATABASE ${database} TO ${quoteIdentifier(role)}`)
+}
+
+/**
+ * Row access to the app's tables, now and for tables later migrations add;
+ * read-only on knex's own bookkeeping. No DDL: the role owns nothing.
+ */
+export async function grantTableAccess (db: Knex, role: string): Promise<void> {
+  const grantee = quoteIdentifier(role)
+  await db.raw(`GRANT USAGE ON SCHEMA public TO ${grantee}`)
+  await db.raw(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${grantee}`)
+  await db.raw(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${grantee}`)
+  await db.raw(`REVOKE INSERT, UPDATE, DELETE ON knex_migrations, knex_migrations_lock FROM ${grantee}`)
+  await db.raw(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${grantee}`)
+  await db.raw(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${grantee}`)
+}
+
+/** The URL a school's pool logs in with: its role on its database. */
+export function schoolRoleUrl (serverUrl: string, databaseName: string, secret: string): string {
+  const url = new URL(serverUrl)
+  const role = schoolRoleName(databaseName)
+  url.username = encodeURIComponent(role)
+  url.password = encodeURIComponent(schoolRolePassword(secret, role))
+  url.pathname = `/${encodeURIComponent(databaseName)}`
+  return url.toString()
+}
