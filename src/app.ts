@@ -1,11 +1,13 @@
 import cors from '@fastify/cors'
 import etag from '@fastify/etag'
+import helmet from '@fastify/helmet'
+import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
 import catalogPlugin from './catalog/plugin.js'
 import type { Config } from './config.js'
 import {
-  BodyTooLarge, InvalidJson, InvalidRequest, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
+  BodyTooLarge, InvalidJson, InvalidRequest, RateLimited, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
 } from './errors.js'
 import health from './health.js'
 import { lunchRoutes, publicLunchRoutes } from './lunch/routes.js'
@@ -71,6 +73,11 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
     }, 'request')
   })
 
+  // A JSON API: no content may load anything, nothing may frame it.
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    referrerPolicy: { policy: 'no-referrer' }
+  })
   await app.register(cors, {
     origin: config.corsOrigins,
     methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -101,17 +108,39 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
 
   await app.register(async (api) => {
     api.addHook('onRequest', api.tenancy.authenticate)
+    // Staff data is per user and school: never stored by a shared cache.
+    api.addHook('onSend', async (_request, reply) => {
+      if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
+    })
+    await registerSchoolRateLimit(api, config, (request) => request.school?.slug ?? `ip:${request.ip}`)
     await api.register(identityRoutes)
     await api.register(lunchRoutes)
   }, { prefix: '/api' })
 
   await app.register(async (publicApi) => {
+    await registerSchoolRateLimit(publicApi, config, (request) => `public:${(request.params as { slug?: string }).slug ?? ''}`)
     await publicApi.register(etag)
     await publicApi.register(publicLunchRoutes)
   }, { prefix: '/api/public' })
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
   return app
+}
+
+/**
+ * Per-school rate limit, counted after the school is known (preHandler), so
+ * one noisy school runs out of its own budget and no one else's. Counters
+ * live in this process; several API processes each allow the limit.
+ */
+async function registerSchoolRateLimit (scope: FastifyInstance, config: Config, key: (request: FastifyRequest) => string): Promise<void> {
+  if (config.rateLimitMax === 0) return
+  await scope.register(rateLimit, {
+    max: config.rateLimitMax,
+    timeWindow: config.rateLimitWindowMs,
+    hook: 'preHandler',
+    keyGenerator: key,
+    errorResponseBuilder: (_request, context) => new RateLimited(context.after)
+  })
 }
 
 /** Fastify's own errors under our stable codes; ours pass through. */

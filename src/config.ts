@@ -55,6 +55,9 @@ export interface Config {
   tenantPoolsMax: number
   migrateConcurrency: number
   corsOrigins: string[]
+  /** Requests per school per window; 0 turns rate limiting off. */
+  rateLimitMax: number
+  rateLimitWindowMs: number
 }
 
 /** A configuration problem: the message names the variable and what is wrong. */
@@ -140,7 +143,10 @@ export function loadConfig (env: Env = process.env): Config {
     tenantPoolSize: read.integer('TENANT_POOL_SIZE', 5, 1, 100),
     tenantPoolsMax: read.integer('TENANT_POOLS_MAX', 50, 1, 100_000),
     migrateConcurrency: read.integer('MIGRATE_CONCURRENCY', 8, 1, 256),
-    corsOrigins: read.list('CORS_ORIGINS')
+    corsOrigins: read.list('CORS_ORIGINS'),
+    // Off while developing and testing; on by default in production.
+    rateLimitMax: read.integer('RATE_LIMIT_MAX', nodeEnv === 'production' ? 1200 : 0, 0, 1_000_000),
+    rateLimitWindowMs: read.integer('RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000)
   }
 
   if (problems.length > 0) throw new ConfigError(problems)

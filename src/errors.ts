@@ -46,6 +46,9 @@ export const LunchDayNotFound = createError('LUNCH_DAY_NOT_FOUND', 'Lunch week %
 export const LunchWeekExists = createError('LUNCH_WEEK_EXISTS', 'A lunch week for %s already exists', 409)
 export const PublishedWeekNotFound = createError('PUBLISHED_WEEK_NOT_FOUND', 'No published lunch week for that school and date', 404)
 
+// Limits (429)
+export const RateLimited = createError('RATE_LIMITED', 'Too many requests for this school; retry in %s', 429)
+
 /** Seconds a client should wait before retrying a 503. */
 export const RETRY_AFTER_SECONDS = 5
 
