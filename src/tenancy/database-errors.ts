@@ -44,6 +44,12 @@ export function classifyDatabaseError (error: unknown): DatabaseFailure | null {
   return null
 }
 
+/** The server refused the school role's login (no such role, or another password). */
+export function isLoginRefused (error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === '28P01' || code === '28000'
+}
+
 /** True for failures that mean "do not even try this database for a moment". */
 export function isLastingFailure (failure: DatabaseFailure): boolean {
   return failure !== 'busy'

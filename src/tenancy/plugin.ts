@@ -8,11 +8,11 @@ import { SchoolDatabaseUnavailable, SchoolNotFound, SchoolSuspended, SchoolUnkno
 import { createKnex } from '../postgres/connection.js'
 import { appMigrations } from '../postgres/migrations.js'
 import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
-import { schoolRoleUrl } from '../postgres/roles.js'
-import { classifyDatabaseError, databaseFailureError, isLastingFailure, SchemaBehind, type DatabaseFailure } from './database-errors.js'
+import { roleKeyId, schoolRoleUrl } from '../postgres/roles.js'
+import { classifyDatabaseError, databaseFailureError, isLastingFailure, isLoginRefused, SchemaBehind, type DatabaseFailure } from './database-errors.js'
 import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
 import { createTenantPools, type TenantLease, type TenantPools } from './tenant-pools.js'
-import { bearerToken, chooseSchool, verifyToken } from './token.js'
+import { authorizationValues, bearerToken, chooseSchool, verifyToken } from './token.js'
 
 export interface ActiveSchool {
   id: number
@@ -109,6 +109,7 @@ export default fp<TenancyOptions>(async (app, options) => {
     }
   })
   const unavailable = new Map<string, { until: number, failure: DatabaseFailure }>()
+  const keyId = roleKeyId(options.roleSecret)
 
   app.decorateRequest('school', null)
   app.decorateRequest('db', null as unknown as Knex)
@@ -136,8 +137,14 @@ export default fp<TenancyOptions>(async (app, options) => {
       // As the school's own role: a wrong database would refuse the login.
       lease = await pools.acquire({ key, url: schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret) })
     } catch (error) {
-      const failure = classifyDatabaseError(error)
+      let failure = classifyDatabaseError(error)
       if (failure === null) throw error
+      if (isLoginRefused(error)) {
+        // No role yet means migrate never finished for this school. A role
+        // set by another secret means this process has the wrong one.
+        if (school.roleKeyId === null) failure = 'not-migrated'
+        else if (school.roleKeyId !== keyId) request.log.error({ school: school.slug }, 'TENANT_ROLE_SECRET differs from the one migrate used')
+      }
       if (isLastingFailure(failure)) unavailable.set(key, { until: Date.now() + UNAVAILABLE_FOR_MS, failure })
       throw databaseFailureError(failure, school.slug)
     }
@@ -152,7 +159,7 @@ export default fp<TenancyOptions>(async (app, options) => {
   }
 
   const authenticate: onRequestHookHandler = async (request, reply) => {
-    const token = bearerToken(request.headers.authorization)
+    const token = bearerToken(authorizationValues(request.raw.rawHeaders))
     const claims = verifyToken((t) => app.jwt.verify(t), token)
     const choice = chooseSchool(claims, request.headers['x-school'], jwt)
     const school = await directory.resolve(choice.slug)

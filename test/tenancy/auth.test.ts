@@ -275,18 +275,22 @@ t.test('choosing the school with X-School', async (t) => {
 })
 
 t.test('503 with Retry-After while a school database is missing or unmigrated; others unaffected', async (t) => {
-  const { app, auth, dbs } = await testApp(t, 'audb', { schools: ['alpha'], unmigrated: ['ghost', 'bare'] })
+  const { app, auth, dbs } = await testApp(t, 'audb', { schools: ['alpha', 'gone'], unmigrated: ['ghost', 'bare'] })
   await dbs.admin.raw(`CREATE DATABASE ${dbs.databaseName('bare')}`)
+  // Set up once, then its database went away.
+  await dbs.admin.raw(`DROP DATABASE ${dbs.databaseName('gone')} WITH (FORCE)`)
   const get = async (slug: string) => await app.inject({ method: 'GET', url: '/api/lunch-weeks', headers: auth(slug) })
 
   const started = Date.now()
   const ghost = await get('ghost')
   const elapsed = Date.now() - started
-  assertError(t, ghost, 503, 'SCHOOL_DATABASE_MISSING', 'database never created')
+  assertError(t, ghost, 503, 'SCHOOL_NOT_MIGRATED', 'never set up by migrate: no database, no role')
   t.equal(ghost.headers['retry-after'], '5', 'Retry-After')
   t.ok(elapsed < 2000, `answered in ${elapsed} ms (< 2 s)`)
 
   t.equal((await get('alpha')).statusCode, 200, 'healthy school between failures')
+
+  assertError(t, await get('gone'), 503, 'SCHOOL_DATABASE_MISSING', 'set up, then its database was dropped')
 
   const bare = await get('bare')
   assertError(t, bare, 503, 'SCHOOL_NOT_MIGRATED', 'database without tables')
@@ -295,7 +299,7 @@ t.test('503 with Retry-After while a school database is missing or unmigrated; o
   // Interleaved and concurrent: the failing schools never hold up alpha.
   for (let i = 0; i < 3; i++) {
     const [g, a, b] = await Promise.all([get('ghost'), get('alpha'), get('bare')])
-    assertError(t, g, 503, 'SCHOOL_DATABASE_MISSING', `round ${i}: ghost`)
+    assertError(t, g, 503, 'SCHOOL_NOT_MIGRATED', `round ${i}: ghost`)
     t.equal(a.statusCode, 200, `round ${i}: alpha answers`)
     assertError(t, b, 503, 'SCHOOL_NOT_MIGRATED', `round ${i}: bare`)
   }
@@ -366,7 +370,7 @@ t.test('logs name the school and never the token or database credentials', async
   const expired = signRaw({ school: 'alpha', exp: now() - 10 })
   assertError(t, await app.inject({ method: 'GET', url: '/api/me', headers: bearer(expired) }), 401, 'TOKEN_EXPIRED', 'expired')
   const ghostAuth = auth('ghost')
-  assertError(t, await app.inject({ method: 'GET', url: '/api/me', headers: ghostAuth }), 503, 'SCHOOL_DATABASE_MISSING', 'missing database')
+  assertError(t, await app.inject({ method: 'GET', url: '/api/me', headers: ghostAuth }), 503, 'SCHOOL_NOT_MIGRATED', 'school not set up')
   t.ok(logs.some((l) => l.msg === 'request failed'), 'the 503 was logged as a failure')
   const failedLine = logs.find((l) => l.msg === 'request' && l.statusCode === 401)
   t.ok(failedLine, 'refused requests are logged too')
