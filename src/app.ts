@@ -64,6 +64,15 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
     throw new RouteNotFound(request.method, request.url.split('?')[0] ?? '')
   })
 
+  // Once closing, answer in-flight requests with Connection: close. A
+  // keep-alive socket that turns idle after close() began would otherwise
+  // hold the server open until its keep-alive timeout (72 s).
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close')
+  })
+
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({
       method: request.method,
