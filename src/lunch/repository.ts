@@ -37,11 +37,31 @@ export function weekdaysOf (monday: string): string[] {
   return [0, 1, 2, 3, 4].map((offset) => new Date(start + offset * 86_400_000).toISOString().slice(0, 10))
 }
 
+interface WeekWithDaysRow extends WeekRow { days: Array<{ id: number, day: string, menu_details: string }> }
+
+/*
+ * A week and its days are read in one statement. Two queries could straddle
+ * a concurrent DELETE and answer with a week that has no days, a state that
+ * never existed.
+ */
+function selectWeeksWithDays (db: Knex | Knex.Transaction) {
+  return db('lunch_week as w')
+    .select('w.*', db.raw(`coalesce(json_agg(json_build_object('id', d.id, 'day', d.day, 'menu_details', d.menu_details) ORDER BY d.day)
+      FILTER (WHERE d.id IS NOT NULL), '[]') AS days`))
+    .leftJoin('lunch_day as d', 'd.lunch_week_id', 'w.id')
+    .groupBy('w.id')
+}
+
+const toWeekWithDays = (row: WeekWithDaysRow): LunchWeekWithDays => ({
+  ...toWeek(row),
+  days: row.days.map((day) => ({ id: Number(day.id), day: day.day, menuDetails: day.menu_details }))
+})
+
 /** Lunch weeks and days of one school's database; the caller picks the database. */
 export function lunchWeeks (db: Knex) {
-  async function withDays (week: LunchWeek, trx: Knex | Knex.Transaction = db): Promise<LunchWeekWithDays> {
-    const days = await trx<DayRow>('lunch_day').where({ lunch_week_id: week.id }).orderBy('day')
-    return { ...week, days: days.map(toDay) }
+  async function findWithDays (where: Record<string, unknown>, trx: Knex | Knex.Transaction = db): Promise<LunchWeekWithDays | null> {
+    const row = await selectWeeksWithDays(trx).where(where).first() as WeekWithDaysRow | undefined
+    return row === undefined ? null : toWeekWithDays(row)
   }
 
   return {
@@ -50,28 +70,29 @@ export function lunchWeeks (db: Knex) {
     },
 
     async get (id: string): Promise<LunchWeekWithDays | null> {
-      const row = await db<WeekRow>('lunch_week').where({ id }).first()
-      return row === undefined ? null : await withDays(toWeek(row))
+      return await findWithDays({ 'w.id': id })
     },
 
     async getPublished (weekOf: string): Promise<LunchWeekWithDays | null> {
-      const row = await db<WeekRow>('lunch_week').where({ week_of: weekOf, is_published: true }).first()
-      return row === undefined ? null : await withDays(toWeek(row))
+      return await findWithDays({ 'w.week_of': weekOf, 'w.is_published': true })
     },
 
     /** The week and its five weekdays, in one transaction; null if the week exists. */
     async create (weekOf: string): Promise<LunchWeekWithDays | null> {
       return await db.transaction(async (trx) => {
-        const [row] = await trx<WeekRow>('lunch_week').insert({ week_of: weekOf }).onConflict('week_of').ignore().returning('*')
+        const [row] = await trx<WeekRow>('lunch_week').insert({ week_of: weekOf }).onConflict('week_of').ignore().returning('id')
         if (row === undefined) return null
         await trx('lunch_day').insert(weekdaysOf(weekOf).map((day) => ({ lunch_week_id: row.id, day, menu_details: '' })))
-        return await withDays(toWeek(row), trx)
+        return await findWithDays({ 'w.id': row.id }, trx)
       })
     },
 
     async setPublished (id: string, isPublished: boolean): Promise<LunchWeekWithDays | null> {
-      const [row] = await db<WeekRow>('lunch_week').where({ id }).update({ is_published: isPublished, updated_at: db.fn.now() }).returning('*')
-      return row === undefined ? null : await withDays(toWeek(row as WeekRow))
+      // The UPDATE's row lock holds off a concurrent DELETE until the read is done.
+      return await db.transaction(async (trx) => {
+        const updated = await trx('lunch_week').where({ id }).update({ is_published: isPublished, updated_at: trx.fn.now() })
+        return updated === 0 ? null : await findWithDays({ 'w.id': id }, trx)
+      })
     },
 
     async remove (id: string): Promise<boolean> {

@@ -611,3 +611,22 @@ t.test('the OpenAPI document describes every route', async (t) => {
   t.same(doc.paths['/api/me']?.get?.security, [{ bearerAuth: [] }], '/api/me requires bearerAuth')
   t.equal(doc.paths['/api/public/schools/{slug}/lunch-weeks/{weekOf}']?.get?.security, undefined, 'the public route needs no token')
 })
+
+t.test('a week read while it is deleted is either whole or gone, never without its days', async (t) => {
+  const { app, auth } = await testApp(t, 'lrrace', { schools: ['alpha'] })
+  const headers = auth('alpha')
+  const seen: string[] = []
+  for (let i = 0; i < 60; i++) {
+    const created = await app.inject({ method: 'POST', url: '/api/lunch-weeks', headers, payload: { weekOf: '2026-11-23' } })
+    const id = (created.json() as { id: number }).id
+    const [read, publish] = await Promise.all([
+      app.inject({ url: `/api/lunch-weeks/${id}`, headers }),
+      app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${id}`, headers, payload: { isPublished: true } }),
+      app.inject({ method: 'DELETE', url: `/api/lunch-weeks/${id}`, headers })
+    ])
+    for (const res of [read, publish]) {
+      seen.push(res.statusCode === 200 ? `200 with ${(res.json() as { days: unknown[] }).days.length} days` : String(res.statusCode))
+    }
+  }
+  t.same([...new Set(seen)].filter((s) => s !== '200 with 5 days' && s !== '404'), [], 'only whole weeks or 404')
+})
