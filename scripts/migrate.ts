@@ -1,14 +1,17 @@
 /*
  * npm run migrate [-- --school <slug>]... [--concurrency N] [--dry-run]
+ *                 [--failed] [--rollback] [--no-template] [--status]
  *
- * Migrates the catalog, then creates every missing school database and
- * brings each to the latest app migration. Exit code 0 only when every
- * school succeeded.
+ * Migrates the catalog, then creates every missing school database (cloned
+ * from its server's template) and brings each to the latest app migration.
+ * Exit code 0 only when every school succeeded.
  */
 import { parseArgs } from 'node:util'
 import { loadConfigOrExit } from '../src/config.js'
 import { hasFailures, isNoop, migrateSchools, type MigrateReport } from '../src/fleet/migrate-schools.js'
+import { fleetStatus, formatFleetStatus } from '../src/fleet/fleet-status.js'
 import { formatTable } from '../src/fleet/table.js'
+import { openCatalog } from '../src/catalog/catalog.js'
 import { resolveTopology } from '../src/postgres/topology.js'
 
 const USAGE = `Usage: npm run migrate -- [options]
@@ -16,9 +19,23 @@ const USAGE = `Usage: npm run migrate -- [options]
   --school <slug>     only this school (repeatable)
   --concurrency <n>   schools migrated at once (default MIGRATE_CONCURRENCY, 8)
   --dry-run           show missing databases and pending migrations; change nothing
+  --failed            only the schools whose last run failed
+  --rollback          undo the last batch of app migrations (all schools, or --school)
+  --no-template       create new databases the plain way, not cloned from the template
+  --status            print every school's recorded migration state; migrate nothing
   --help              this text`
 
-function parseCommandLine (config: { migrateConcurrency: number }): { only?: string[], concurrency: number, dryRun: boolean } {
+interface CommandLine {
+  only?: string[]
+  concurrency: number
+  dryRun: boolean
+  failedOnly: boolean
+  rollback: boolean
+  useTemplate: boolean
+  status: boolean
+}
+
+function parseCommandLine (config: { migrateConcurrency: number }): CommandLine {
   let values
   try {
     ({ values } = parseArgs({
@@ -26,6 +43,10 @@ function parseCommandLine (config: { migrateConcurrency: number }): { only?: str
         school: { type: 'string', multiple: true },
         concurrency: { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
+        failed: { type: 'boolean', default: false },
+        rollback: { type: 'boolean', default: false },
+        'no-template': { type: 'boolean', default: false },
+        status: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false }
       },
       strict: true,
@@ -45,7 +66,16 @@ function parseCommandLine (config: { migrateConcurrency: number }): { only?: str
       usageError(`--concurrency must be a whole number from 1 to 256 (got "${values.concurrency}")`)
     }
   }
-  return { ...(values.school === undefined ? {} : { only: values.school }), concurrency, dryRun: values['dry-run'] === true }
+  if (values.rollback === true && values.failed === true) usageError('--rollback and --failed do not go together')
+  return {
+    ...(values.school === undefined ? {} : { only: values.school }),
+    concurrency,
+    dryRun: values['dry-run'] === true,
+    failedOnly: values.failed === true,
+    rollback: values.rollback === true,
+    useTemplate: values['no-template'] !== true,
+    status: values.status === true
+  }
 }
 
 function usageError (message: string): never {
@@ -63,6 +93,8 @@ function printReport (report: MigrateReport): void {
     out.push(`Catalog: ${catalog.created ? 'database created, ' : ''}${catalog.migrations.length === 0 ? 'up to date' : `${catalog.migrations.length} migration(s) ${verb}: ${catalog.migrations.join(', ')}`}`)
   }
 
+  for (const [server, state] of Object.entries(report.templates)) out.push(`Template on ${server}: ${state}`)
+
   if (report.schools.length > 0) {
     const rows = report.schools.map((s) => [
       s.slug,
@@ -70,7 +102,7 @@ function printReport (report: MigrateReport): void {
       s.databaseName,
       s.database === 'missing' ? 'would create' : s.database,
       s.role === 'missing' ? 'would create' : s.role === 'updated' && report.dryRun ? 'new password' : s.role,
-      s.error !== null ? '-' : s.migrations.length === 0 ? 'up to date' : `${s.migrations.length} ${report.dryRun ? 'pending' : 'applied'}`,
+      s.error !== null ? '-' : s.migrations.length === 0 ? (report.rollback ? 'none' : 'up to date') : `${s.migrations.length} ${report.dryRun ? 'pending' : report.rollback ? 'rolled back' : 'applied'}`,
       s.error === null ? 'ok' : `FAILED: ${s.error}`
     ])
     out.push('', formatTable(['school', 'server', 'database', 'database state', 'role', 'migrations', 'result'], rows))
@@ -84,10 +116,13 @@ function printReport (report: MigrateReport): void {
   if (report.dryRun) {
     out.push(`Dry run, nothing changed: ${report.schools.length} school(s), ${count((s) => s.database === 'missing')} database(s) to create, ` +
       `${count((s) => s.error === null && s.migrations.length > 0)} with pending migrations, ${failed} could not be checked.`)
+  } else if (report.rollback) {
+    out.push(`Rolled back: ${report.schools.length} school(s), ${count((s) => s.error === null && s.migrations.length > 0)} with a batch undone, ${failed} failed.`)
   } else if (isNoop(report)) {
     out.push(`Nothing to do: the catalog and all ${report.schools.length} school database(s) are up to date.`)
   } else {
-    out.push(`${report.schools.length} school(s): ${count((s) => s.database === 'created')} database(s) created, ` +
+    out.push(`${report.schools.length} school(s): ${count((s) => s.database === 'created' || s.database === 'cloned')} database(s) created ` +
+      `(${count((s) => s.database === 'cloned')} from the template), ` +
       `${count((s) => s.error === null && s.migrations.length > 0)} migrated, ` +
       `${count((s) => s.error === null && s.migrations.length === 0)} already up to date, ${failed} failed.`)
   }
@@ -108,11 +143,28 @@ async function main (): Promise<void> {
   process.once('SIGINT', () => exit(130))
   process.once('SIGTERM', () => exit(143))
 
+  if (options.status) {
+    const catalog = openCatalog(topology.catalogUrl, 1)
+    const status = await fleetStatus(catalog, {}).then(formatFleetStatus, (error: Error) => error)
+    await catalog.destroy()
+    if (status instanceof Error) {
+      process.stderr.write(`Could not read the catalog: ${status.message}\n`)
+      exit(1)
+    }
+    process.stdout.write(`${status}\n`)
+    exit(0)
+  }
+
   const showProgress = process.stderr.isTTY
   const started = Date.now()
   try {
     const report = await migrateSchools(topology, {
-      ...options,
+      concurrency: options.concurrency,
+      ...(options.only === undefined ? {} : { only: options.only }),
+      dryRun: options.dryRun,
+      failedOnly: options.failedOnly,
+      rollback: options.rollback,
+      useTemplate: options.useTemplate,
       roleSecret: config.tenantRoleSecret,
       onProgress: showProgress
         ? ({ done, total, failed }) => process.stderr.write(`\rSchools: ${done}/${total} done${failed > 0 ? `, ${failed} failed` : ''}   `)

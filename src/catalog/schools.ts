@@ -37,9 +37,86 @@ function toSchool (row: SchoolRow): School {
   }
 }
 
-/** The catalog's schools table. */
+/** Where a school's database stands, as the last migrate run recorded it. */
+export type MigrationState = 'current' | 'behind' | 'failed' | 'never'
+
+export interface SchoolWithStatus extends School {
+  /** The latest app migration applied, as recorded by migrate. */
+  migration: string | null
+  migratedAt: Date | null
+  lastError: string | null
+  lastRunAt: Date | null
+}
+
+/** The state of a school relative to `latest`, the newest app migration. */
+export function migrationState (school: SchoolWithStatus, latest: string | undefined): MigrationState {
+  if (school.lastError !== null) return 'failed'
+  if (school.migration === null) return 'never'
+  return school.migration === latest ? 'current' : 'behind'
+}
+
+export interface NewSchool {
+  slug: string
+  name: string
+  databaseName: string
+  server: string
+}
+
+/** The catalog's schools table (and the migration status beside it). */
 export function schoolsRepository (catalog: Knex) {
   return {
+    async listWithStatus ({ slugs }: { slugs?: string[] } = {}): Promise<SchoolWithStatus[]> {
+      const query = catalog('schools as s')
+        .leftJoin('school_migration_status as m', 'm.school_id', 's.id')
+        .select(...COLUMNS.map((c) => `s.${c}`), 'm.migration', 'm.migrated_at', 'm.last_error', 'm.last_run_at')
+        .orderBy('s.slug')
+      if (slugs !== undefined) void query.whereIn('s.slug', slugs)
+      const rows = await query as Array<SchoolRow & { migration: string | null, migrated_at: Date | null, last_error: string | null, last_run_at: Date | null }>
+      return rows.map((row) => ({
+        ...toSchool(row),
+        migration: row.migration,
+        migratedAt: row.migrated_at,
+        lastError: row.last_error,
+        lastRunAt: row.last_run_at
+      }))
+    },
+
+    /** Slugs whose last migrate run failed. */
+    async failedSlugs (): Promise<string[]> {
+      const rows = await catalog('schools as s').join('school_migration_status as m', 'm.school_id', 's.id')
+        .whereNotNull('m.last_error').orderBy('s.slug').select('s.slug') as Array<{ slug: string }>
+      return rows.map((row) => row.slug)
+    },
+
+    /** Records a migrate run: the migration now applied, or the error. */
+    async recordMigration (schoolId: number, result: { migration: string | null } | { error: string }): Promise<void> {
+      const values = 'error' in result
+        ? { school_id: schoolId, last_error: result.error, last_run_at: catalog.fn.now() }
+        : { school_id: schoolId, migration: result.migration, migrated_at: catalog.fn.now(), last_error: null, last_run_at: catalog.fn.now() }
+      await catalog('school_migration_status').insert(values).onConflict('school_id').merge()
+    },
+
+    async insert (school: NewSchool): Promise<School> {
+      const [row] = await catalog<SchoolRow>('schools')
+        .insert({ slug: school.slug, name: school.name, database_name: school.databaseName, server: school.server })
+        .returning([...COLUMNS])
+      return toSchool(row as SchoolRow)
+    },
+
+    async setStatus (slug: string, status: SchoolStatus): Promise<boolean> {
+      return await catalog('schools').where({ slug }).update({ status }) > 0
+    },
+
+    async remove (slug: string): Promise<boolean> {
+      return await catalog('schools').where({ slug }).delete() > 0
+    },
+
+    /** Schools per server name, for placing a new one. */
+    async countByServer (): Promise<Map<string, number>> {
+      const rows = await catalog('schools').select('server').count({ n: '*' }).groupBy('server') as Array<{ server: string, n: string }>
+      return new Map(rows.map((row) => [row.server, Number(row.n)]))
+    },
+
     async list ({ slugs }: { slugs?: string[] } = {}): Promise<School[]> {
       const query = catalog<SchoolRow>('schools').select(...COLUMNS).orderBy('slug')
       if (slugs !== undefined) void query.whereIn('slug', slugs)

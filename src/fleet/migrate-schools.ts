@@ -1,24 +1,37 @@
 import type { Knex } from 'knex'
 import { inspectCatalog, openCatalog, prepareCatalog } from '../catalog/catalog.js'
 import { schoolsRepository, type School } from '../catalog/schools.js'
-import { createDatabase, freeConnections, listDatabases } from '../postgres/admin.js'
 import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
+import { createDatabase, freeConnections, listDatabases } from '../postgres/admin.js'
 import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
-import { appMigrations, pendingMigrations, runMigrations, withMigrationLock } from '../postgres/migrations.js'
-import { assertSafeName, assertSchoolDatabaseName } from '../postgres/names.js'
+import { appMigrations, completedMigrations, pendingMigrations, runMigrations, withMigrationLock } from '../postgres/migrations.js'
+import { assertSafeName, assertSchoolDatabaseName, quoteIdentifier } from '../postgres/names.js'
 import {
   ensureSchoolRole, grantTableAccess, restrictDatabase, roleKeyId, schoolRoleName, schoolRolePassword, type RoleOutcome
 } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
 import { runConcurrently } from './concurrency.js'
 
+/**
+ * Each server keeps one template database at the latest app migration; new
+ * school databases are cloned from it. Its name has a dot, which a school's
+ * database name cannot, so no school can ever be given it.
+ */
+export const TEMPLATE_DATABASE = 'tenant.template'
+
 export interface MigrateOptions {
   /** Schools migrated at once; clamped to what the servers have free. */
   concurrency: number
   /** Slugs to limit the run to; every school when absent. */
   only?: string[]
+  /** Only the schools whose last run failed (combines with `only`). */
+  failedOnly?: boolean
   /** Report what would change and change nothing. */
   dryRun?: boolean
+  /** Undo the last batch of app migrations instead of migrating up. */
+  rollback?: boolean
+  /** Clone new school databases from the server's template (default true). */
+  useTemplate?: boolean
   /** TENANT_ROLE_SECRET: derives the school roles' passwords. */
   roleSecret?: string
   onProgress?: (progress: { done: number, total: number, failed: number }) => void
@@ -28,19 +41,22 @@ export interface SchoolOutcome {
   slug: string
   server: string
   databaseName: string
-  /** `missing` only in a dry run: the database would be created. */
-  database: 'created' | 'existed' | 'missing'
+  /** `cloned`: created from the template; `missing` only in a dry run. */
+  database: 'created' | 'cloned' | 'existed' | 'missing'
   /** The school's login role; `missing` only in a dry run. */
   role: RoleOutcome | 'missing'
-  /** Migrations applied, or in a dry run those pending. */
+  /** Migrations applied (or rolled back, or in a dry run pending). */
   migrations: string[]
   error: string | null
 }
 
 export interface MigrateReport {
   dryRun: boolean
+  rollback: boolean
   catalog: { created: boolean, missing: boolean, migrations: string[] }
   concurrency: { requested: number, used: number }
+  /** Per server: the template's state, or why it could not be used. */
+  templates: Record<string, string>
   schools: SchoolOutcome[]
   /** Slugs asked for with --school that the catalog does not hold. */
   unknownSlugs: string[]
@@ -58,15 +74,18 @@ export function hasFailures (report: MigrateReport): boolean {
 
 /**
  * Brings the catalog, then every school database, to the latest migration.
- * Each school is created, given its role and migrated on its own; a failure
- * is recorded in its outcome and never stops the others.
+ * Each school is created (cloned from its server's template when it can be),
+ * given its role and migrated on its own; a failure is recorded in its
+ * outcome and in the catalog, and never stops the others.
  */
 export async function migrateSchools (topology: Topology, options: MigrateOptions): Promise<MigrateReport> {
   const dryRun = options.dryRun === true
   const report: MigrateReport = {
     dryRun,
+    rollback: options.rollback === true,
     catalog: { created: false, missing: false, migrations: [] },
     concurrency: { requested: options.concurrency, used: options.concurrency },
+    templates: {},
     schools: [],
     unknownSlugs: []
   }
@@ -85,6 +104,7 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
   const context: SchoolContext = {
     topology,
     dryRun,
+    rollback: options.rollback === true,
     catalogDatabase: databaseOf(topology.catalogUrl),
     roleSecret,
     keyId: roleKeyId(roleSecret),
@@ -92,11 +112,21 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
     servers: new Map()
   }
   try {
-    const schools = await context.schools.list(options.only === undefined ? {} : { slugs: options.only })
+    let only = options.only
+    if (options.failedOnly === true) {
+      const failed = await context.schools.failedSlugs()
+      only = only === undefined ? failed : only.filter((slug) => failed.includes(slug))
+    }
+    const schools = await context.schools.list(only === undefined ? {} : { slugs: only })
     report.unknownSlugs = (options.only ?? []).filter((slug) => !schools.some((s) => s.slug === slug))
     for (const name of new Set(schools.map((s) => s.server))) {
       const url = topology.servers[name]
-      if (url !== undefined) context.servers.set(name, await openServer(url, options.concurrency))
+      if (url === undefined) continue
+      const server = await openServer(url, options.concurrency)
+      context.servers.set(name, server)
+      if (options.useTemplate !== false && !dryRun && !context.rollback) {
+        report.templates[name] = await prepareTemplate(server)
+      }
     }
     report.concurrency.used = Math.max(1, Math.min(options.concurrency,
       ...[...context.servers.values()].map((s) => Math.floor(s.free / 2))))
@@ -120,6 +150,7 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
 interface SchoolContext {
   topology: Topology
   dryRun: boolean
+  rollback: boolean
   catalogDatabase: string
   roleSecret: string
   keyId: string
@@ -133,6 +164,8 @@ interface ServerHandle {
   databases: Set<string>
   roles: Set<string>
   free: number
+  /** True once the template is known to be at the latest migration. */
+  templateReady: boolean
 }
 
 async function openServer (url: string, concurrency: number): Promise<ServerHandle> {
@@ -141,11 +174,60 @@ async function openServer (url: string, concurrency: number): Promise<ServerHand
   const admin = createKnex(databaseUrl(url, 'postgres'), { max: Math.min(concurrency, 4), applicationName: 'school-lunch:migrate' })
   try {
     const roles = (await admin.raw<{ rows: Array<{ rolname: string }> }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname)
-    return { url, admin, databases: await listDatabases(admin), roles: new Set(roles), free: await freeConnections(admin) }
+    return { url, admin, databases: await listDatabases(admin), roles: new Set(roles), free: await freeConnections(admin), templateReady: false }
   } catch (error) {
     await admin.destroy()
     throw error
   }
+}
+
+/**
+ * Creates the server's template when missing and brings it to the latest
+ * migration. Whatever goes wrong here only means schools are created the
+ * plain way; it is reported, never fatal.
+ */
+async function prepareTemplate (server: ServerHandle): Promise<string> {
+  let created = false
+  try {
+    if (!server.databases.has(TEMPLATE_DATABASE)) {
+      created = await createDatabase(server.admin, TEMPLATE_DATABASE) === 'created'
+      server.databases.add(TEMPLATE_DATABASE)
+      // Nobody but the admin connects to it; IS_TEMPLATE guards it against a stray DROP.
+      await server.admin.raw(`REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdentifier(TEMPLATE_DATABASE)} FROM PUBLIC`)
+      await server.admin.raw(`ALTER DATABASE ${quoteIdentifier(TEMPLATE_DATABASE)} IS_TEMPLATE true`)
+    }
+    const db = createKnex(databaseUrl(server.url, TEMPLATE_DATABASE), { max: 1, applicationName: 'school-lunch:migrate' })
+    let applied: string[]
+    try {
+      applied = await withMigrationLock(db, async () => await runMigrations(db, appMigrations))
+    } finally {
+      // Closed before cloning starts: PostgreSQL will not copy a database in use.
+      await db.destroy()
+    }
+    server.templateReady = true
+    return created ? 'created' : applied.length > 0 ? `${applied.length} migration(s) applied` : 'up to date'
+  } catch (error) {
+    return `not used: ${errorMessage(error)}`
+  }
+}
+
+/**
+ * A new school database: a clone of the template when it is ready, else
+ * (template missing, behind, or busy with another run) a plain one that
+ * the migrations then fill.
+ */
+async function createSchoolDatabase (server: ServerHandle, name: string): Promise<SchoolOutcome['database']> {
+  if (server.templateReady) {
+    try {
+      const outcome = await createDatabase(server.admin, name, { template: TEMPLATE_DATABASE })
+      return outcome === 'created' ? 'cloned' : outcome
+    } catch (error) {
+      const code = (error as { code?: string }).code
+      // 55006: the template is being accessed (another run migrating it).
+      if (code !== '55006' && code !== '3D000') throw error
+    }
+  }
+  return await createDatabase(server.admin, name)
 }
 
 async function migrateSchool (school: School, context: SchoolContext): Promise<SchoolOutcome> {
@@ -160,10 +242,12 @@ async function migrateSchool (school: School, context: SchoolContext): Promise<S
   }
   let db: Knex | null = null
   let failedMigration: string | null = null
+  let checked = false
   try {
     // Checked here too, not only by the catalog: no SQL is built from a bad name.
     assertSafeName(school.slug, 'School slug')
     assertSchoolDatabaseName(school.databaseName)
+    checked = true
     const server = context.servers.get(school.server)
     if (server === undefined) {
       throw new Error(`server "${school.server}" is not configured (known: ${Object.keys(context.topology.servers).join(', ')})`)
@@ -171,13 +255,14 @@ async function migrateSchool (school: School, context: SchoolContext): Promise<S
     if (school.databaseName === context.catalogDatabase) throw new Error(`database "${school.databaseName}" is the catalog's`)
     const role = schoolRoleName(school.databaseName)
     if (!server.databases.has(school.databaseName)) {
-      if (context.dryRun) {
+      if (context.dryRun || context.rollback) {
         outcome.database = 'missing'
         outcome.role = server.roles.has(role) ? 'existed' : 'missing'
+        if (context.rollback) throw new Error('its database does not exist; nothing to roll back')
         outcome.migrations = await appMigrations.names()
         return outcome
       }
-      outcome.database = await createDatabase(server.admin, school.databaseName)
+      outcome.database = await createSchoolDatabase(server, school.databaseName)
       server.databases.add(school.databaseName)
     }
     // One connection per school, closed as soon as the school is done.
@@ -193,15 +278,24 @@ async function migrateSchool (school: School, context: SchoolContext): Promise<S
       return outcome
     }
     const schoolDb = db
-    await withMigrationLock(schoolDb, async () => {
+    const latest = await withMigrationLock(schoolDb, async () => {
       outcome.role = await ensureSchoolRole(schoolDb, role, schoolRolePassword(context.roleSecret, role), school.roleKeyId !== context.keyId)
       await restrictDatabase(schoolDb, school.databaseName, role)
-      outcome.migrations = await runMigrations(schoolDb, appMigrations)
+      if (context.rollback) {
+        const [, log] = await schoolDb.migrate.rollback({ migrationSource: appMigrations }) as [number, string[]]
+        outcome.migrations = log
+      } else {
+        outcome.migrations = await runMigrations(schoolDb, appMigrations)
+      }
       await grantTableAccess(schoolDb, role)
+      return (await completedMigrations(schoolDb)).at(-1) ?? null
     })
     if (school.roleKeyId !== context.keyId) await context.schools.setRoleKeyId(school.id, context.keyId)
+    await context.schools.recordMigration(school.id, { migration: latest })
   } catch (error) {
     outcome.error = (failedMigration === null ? '' : `${failedMigration}: `) + errorMessage(error)
+    // A school whose names were refused is not worth a write.
+    if (!context.dryRun && checked) await context.schools.recordMigration(school.id, { error: outcome.error }).catch(() => {})
   } finally {
     await db?.destroy()
   }

@@ -43,7 +43,7 @@ t.test('npm run migrate: summary, exit codes, dry run and concurrent runs', asyn
   const failing = await runScript('scripts/migrate.ts', [], dbs.env)
   t.equal(failing.code, 1)
   t.match(failing.stdout, /broken\s+default\s+migcli_broken\s+existed\s+created\s+-\s+FAILED: 20261123000000_create_lunch_menu: relation "lunch_week" already exists/)
-  t.match(failing.stdout, /3 school\(s\): 0 database\(s\) created, 0 migrated, 2 already up to date, 1 failed\./)
+  t.match(failing.stdout, /3 school\(s\): 0 database\(s\) created \(0 from the template\), 0 migrated, 2 already up to date, 1 failed\./)
 
   const only = await runScript('scripts/migrate.ts', ['--school', 'pinewood'], dbs.env)
   t.equal(only.code, 0, 'the failing school is not part of a --school run')

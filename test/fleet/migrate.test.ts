@@ -34,7 +34,8 @@ t.test('creates the database and tables of every school, and a re-run is a no-op
   await addSchools(dbs, ['pinewood', 'oakridge', 'maple', 'birch'])
 
   const progress: number[] = []
-  const first = await migrateSchools(dbs.topology, { concurrency: 3, onProgress: ({ done }) => progress.push(done) })
+  // The plain path: created, then migrated (cloning is covered in template.test.ts).
+  const first = await migrateSchools(dbs.topology, { concurrency: 3, useTemplate: false, onProgress: ({ done }) => progress.push(done) })
   t.equal(hasFailures(first), false)
   t.same(first.schools.map((s) => [s.slug, s.database, s.migrations.length, s.error]),
     [['birch', 'created', 1, null], ['maple', 'created', 1, null], ['oakridge', 'created', 1, null], ['pinewood', 'created', 1, null]])
@@ -94,8 +95,8 @@ t.test('two runs at the same moment neither collide nor apply anything twice', a
   await prepareCatalog(dbs.catalogUrl)
   await addSchools(dbs, slugs)
   const [a, b] = await Promise.all([
-    migrateSchools(dbs.topology, { concurrency: 3 }),
-    migrateSchools(dbs.topology, { concurrency: 3 })
+    migrateSchools(dbs.topology, { concurrency: 3, useTemplate: false }),
+    migrateSchools(dbs.topology, { concurrency: 3, useTemplate: false })
   ])
   t.equal(hasFailures(a), false, JSON.stringify(a.schools.filter((s) => s.error)))
   t.equal(hasFailures(b), false, JSON.stringify(b.schools.filter((s) => s.error)))

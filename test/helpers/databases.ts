@@ -64,6 +64,12 @@ async function dropNamespace (admin: Knex, prefix: string): Promise<void> {
   for (const { datname } of rows) {
     await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(datname)} WITH (FORCE)`)
   }
+  // School roles are cluster-wide and outlive their databases.
+  const roles = await admin.raw<{ rows: Array<{ rolname: string }> }>(
+    "SELECT rolname FROM pg_roles WHERE rolname LIKE ? ESCAPE '\\'", [`school\\_${prefix.replaceAll('_', '\\_')}\\_%`])
+  for (const { rolname } of roles.rows) {
+    await admin.raw(`DROP ROLE IF EXISTS ${quoteIdentifier(rolname)}`)
+  }
 }
 
 /** Runs `fn` with a short-lived connection to one database. */
