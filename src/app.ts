@@ -107,6 +107,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
   await app.register(health)
   await app.register(tenancy, {
     jwt: config.jwt,
+    catalogUrl,
     servers,
     catalogCacheTtlMs: config.catalogCacheTtlMs,
     tenantPoolSize: config.tenantPoolSize,

@@ -10,6 +10,7 @@ import { appMigrations } from '../postgres/migrations.js'
 import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
 import { roleKeyId, schoolRoleUrl } from '../postgres/roles.js'
 import { classifyDatabaseError, databaseFailureError, isLastingFailure, isLoginRefused, SchemaBehind, type DatabaseFailure } from './database-errors.js'
+import { listenForSchoolChanges } from './catalog-listener.js'
 import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
 import { createTenantPools, type TenantLease, type TenantPools } from './tenant-pools.js'
 import { authorizationValues, bearerToken, chooseSchool, verifyToken } from './token.js'
@@ -47,6 +48,8 @@ export interface Tenancy {
 
 export interface TenancyOptions {
   jwt: JwtConfig
+  /** Where school_changed notifications come from. */
+  catalogUrl: string
   /** Tenant server name → URL. */
   servers: Record<string, string>
   catalogCacheTtlMs: number
@@ -135,7 +138,7 @@ export default fp<TenancyOptions>(async (app, options) => {
     let lease: TenantLease
     try {
       // As the school's own role: a wrong database would refuse the login.
-      lease = await pools.acquire({ key, url: schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret) })
+      lease = await pools.acquire({ key, server: school.server, url: schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret) })
     } catch (error) {
       let failure = classifyDatabaseError(error)
       if (failure === null) throw error
@@ -186,10 +189,25 @@ export default fp<TenancyOptions>(async (app, options) => {
     return failure === null ? null : databaseFailureError(failure, request.school.slug)
   }
 
+  // A suspension, a move or a removal in the catalog reaches this process
+  // at once; the cache TTL stays as the fallback if a notification is lost.
+  const listener = listenForSchoolChanges(options.catalogUrl, {
+    onChange: (change) => {
+      for (const slug of change.slugs) directory.invalidate(slug)
+      for (const key of change.databases) {
+        pools.drop(key)
+        unavailable.delete(key)
+      }
+    },
+    onResync: () => directory.clear(),
+    log: app.log
+  })
+
   app.addHook('onResponse', async (request) => {
     (request as FastifyRequest & Leased)[LEASE]?.release()
   })
   app.addHook('onClose', async () => {
+    await listener.close()
     await pools.close()
   })
 

@@ -8,6 +8,8 @@ export interface SchoolDirectory {
   resolve: (slug: string) => Promise<School | null>
   /** Forgets a cached entry, so the next lookup asks the catalog. */
   invalidate: (slug: string) => void
+  /** Forgets every entry. */
+  clear: () => void
   stats: () => { hits: number, misses: number, entries: number }
 }
 
@@ -53,8 +55,15 @@ export function createSchoolDirectory (options: SchoolDirectoryOptions): SchoolD
       let entry: Entry | undefined
       try {
         entry = await cache.fetch(slug, { status })
-      } catch {
-        throw new CatalogUnavailable()
+      } catch (error) {
+        // A change notification deleted the entry while it was being read:
+        // the answer in flight may predate the change, so read it again.
+        if (status.fetchAborted !== true && (error as Error).message !== 'deleted') throw new CatalogUnavailable()
+        try {
+          entry = await cache.fetch(slug, { status })
+        } catch {
+          throw new CatalogUnavailable()
+        }
       }
       if (status.fetch === 'hit') hits++
       else misses++
@@ -62,6 +71,9 @@ export function createSchoolDirectory (options: SchoolDirectoryOptions): SchoolD
     },
     invalidate (slug) {
       cache.delete(slug)
+    },
+    clear () {
+      cache.clear()
     },
     stats: () => ({ hits, misses, entries: cache.size })
   }

@@ -6,6 +6,8 @@ import { TenantPoolsExhausted } from '../errors.js'
 export interface TenantTarget {
   /** `<server>/<database>`: one pool per database, whichever slug names it. */
   key: string
+  /** The tenant server's name: the bound on pools is per server. */
+  server: string
   url: string
 }
 
@@ -36,6 +38,7 @@ export interface TenantPools {
 }
 
 export interface TenantPoolsOptions {
+  /** Pools per server, at most. */
   maxPools: number
   /** Builds the Knex of one database; its pool must be at most poolSize. */
   createKnex: (target: TenantTarget) => Knex
@@ -51,6 +54,7 @@ export interface TenantPoolsOptions {
 
 interface Pool {
   key: string
+  server: string
   knex: Knex
   leases: number
   retired: boolean
@@ -64,9 +68,11 @@ interface Creation {
 /*
  * The pools of school databases, least recently used first out.
  *
- * The bound counts every pool that can hold a connection: those in the LRU,
- * those being created, and retired ones still draining or closing. So open
- * connections never exceed maxPools × poolSize, even while pools churn.
+ * The bound is per server and counts every pool that can hold a connection
+ * there: those in the LRU, those being created, and retired ones still
+ * draining or closing. So open connections to one server never exceed
+ * maxPools × poolSize, even while pools churn, and a busy server cannot
+ * take another server's share.
  *
  * A pool is lent per request (a lease). A retired pool, evicted or dropped,
  * is destroyed only when its last lease comes back, so no request loses its
@@ -79,18 +85,22 @@ interface Creation {
  */
 export function createTenantPools (options: TenantPoolsOptions): TenantPools {
   const slotTimeoutMs = options.slotTimeoutMs ?? 5_000
-  // Capacity is enforced below, before every insert; the LRU only orders.
-  const live = new LRUCache<string, Pool>({ max: options.maxPools + 1 })
+  // Capacity is enforced below, per server, before every insert; the LRU
+  // only orders. Its own max is a backstop far above any real fleet.
+  const live = new LRUCache<string, Pool>({ max: 1_000_000 })
   const retiring = new Set<Pool>()
   const creating = new Map<string, Creation>()
-  let reservedSlots = 0
+  const reservedSlots = new Map<string, number>()
   let slotWaiters: Array<() => void> = []
   let hits = 0
   let misses = 0
   let evictions = 0
   let closed = false
 
-  const inUse = (): number => live.size + retiring.size + reservedSlots
+  const onServer = (pools: Iterable<Pool | undefined>, server: string): Pool[] =>
+    [...pools].filter((pool): pool is Pool => pool !== undefined && pool.server === server)
+  const inUse = (server: string): number =>
+    onServer(live.values(), server).length + onServer(retiring, server).length + (reservedSlots.get(server) ?? 0)
 
   function wakeSlotWaiters (): void {
     const waiters = slotWaiters
@@ -128,24 +138,23 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
     }
   }
 
-  /** Waits until one more pool fits in the bound, evicting as needed. */
-  async function reserveSlot (): Promise<void> {
+  /** Waits until one more pool fits in the server's bound, evicting as needed. */
+  async function reserveSlot (server: string): Promise<void> {
     const deadline = Date.now() + slotTimeoutMs
-    while (inUse() >= options.maxPools) {
-      // Prefer closing an idle pool: nothing waits on it.
-      const idle = [...live.rvalues()].find((pool) => pool !== undefined && pool.leases === 0)
+    while (inUse(server) >= options.maxPools) {
+      // Least recently used first; prefer closing an idle pool: nothing waits on it.
+      const candidates = onServer(live.rvalues(), server)
+      const idle = candidates.find((pool) => pool.leases === 0)
       if (idle !== undefined) {
         evictions++
         retire(idle)
         continue
       }
       // All busy: retire the least recently used and wait for it to drain.
-      if (retiring.size === 0 && live.size > 0) {
-        const oldest = live.rvalues().next().value
-        if (oldest !== undefined) {
-          evictions++
-          retire(oldest)
-        }
+      const oldest = candidates[0]
+      if (onServer(retiring, server).length === 0 && oldest !== undefined) {
+        evictions++
+        retire(oldest)
       }
       const remaining = deadline - Date.now()
       if (remaining <= 0) throw new TenantPoolsExhausted()
@@ -154,11 +163,11 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
         slotWaiters.push(() => { clearTimeout(timer); resolve() })
       })
     }
-    reservedSlots++
+    reservedSlots.set(server, (reservedSlots.get(server) ?? 0) + 1)
   }
 
   async function create (target: TenantTarget, creation: () => Creation): Promise<Pool> {
-    await reserveSlot()
+    await reserveSlot(target.server)
     try {
       const knex = options.createKnex(target)
       try {
@@ -167,11 +176,11 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
         await knex.destroy()
         throw error
       }
-      const pool: Pool = { key: target.key, knex, leases: creation().waiters, retired: false }
+      const pool: Pool = { key: target.key, server: target.server, knex, leases: creation().waiters, retired: false }
       live.set(target.key, pool)
       return pool
     } finally {
-      reservedSlots--
+      reservedSlots.set(target.server, (reservedSlots.get(target.server) ?? 1) - 1)
       creating.delete(target.key)
       wakeSlotWaiters()
     }

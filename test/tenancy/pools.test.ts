@@ -20,8 +20,8 @@ function poolsFor (dbs: TestDatabases, maxPools: number, poolSize: number): Tena
   })
 }
 
-const target = (dbs: TestDatabases, slug: string): { key: string, url: string } =>
-  ({ key: `default/${dbs.databaseName(slug)}`, url: databaseUrl(dbs.serverUrl, dbs.databaseName(slug)) })
+const target = (dbs: TestDatabases, slug: string): { key: string, server: string, url: string } =>
+  ({ key: `default/${dbs.databaseName(slug)}`, server: 'default', url: databaseUrl(dbs.serverUrl, dbs.databaseName(slug)) })
 
 /** Connections to this test's school databases only; other files share the server. */
 async function openConnections (admin: Knex, applicationName: string, prefix: string): Promise<number> {

@@ -1,0 +1,109 @@
+import type { Knex } from 'knex'
+import { openCatalog } from '../catalog/catalog.js'
+import { schoolsRepository, type School } from '../catalog/schools.js'
+import { createKnex } from '../postgres/connection.js'
+import { assertSafeName, assertSchoolDatabaseName } from '../postgres/names.js'
+import { schoolRoleUrl } from '../postgres/roles.js'
+import { runConcurrently } from './concurrency.js'
+
+/** Where the schools are and how to log in to them. */
+export interface Fleet {
+  catalogUrl: string
+  /** Tenant server name → URL, as in Topology.servers. */
+  servers: Record<string, string>
+  /** TENANT_ROLE_SECRET: the school roles' passwords derive from it. */
+  roleSecret: string
+}
+
+/** What a task gets for one school: the catalog row and a Knex on its database. */
+export interface SchoolTaskContext {
+  school: School
+  /** Logged in as the school's own role: row access on its tables, no DDL. */
+  db: Knex
+}
+
+/** What a task script exports as its default. */
+export type SchoolTask<T = unknown> = (context: SchoolTaskContext) => Promise<T>
+
+export type SchoolResult<T> =
+  | { slug: string, ok: true, value: T }
+  | { slug: string, ok: false, error: Error }
+
+export interface ForEachSchoolOptions {
+  /** Schools run at once (at least 1). */
+  concurrency: number
+  /** Slugs to limit the run to; every school when absent. */
+  only?: string[]
+  /**
+   * Suspended schools are skipped unless this is true: a suspended school
+   * is one the service refuses, and a fleet-wide chore should not wake it.
+   * A suspended school named in `only` is not skipped silently: it gets a
+   * failed result saying so.
+   */
+  includeSuspended?: boolean
+  /** Called after each school that ran; `total` counts the schools run. */
+  onProgress?: (progress: { done: number, total: number, failed: number }) => void
+}
+
+/**
+ * Runs `fn` once per school, at most `concurrency` at a time, and returns
+ * one result per school in slug order. Each school gets its own pool of one
+ * connection, logged in as the school's role, and destroyed as soon as its
+ * school is done. A school whose task throws (or whose database cannot be
+ * reached) is reported as failed; it never stops the others. A slug in
+ * `only` that cannot run (not in the catalog, or suspended) is reported as
+ * failed too, so nothing asked for is dropped without a word.
+ *
+ * `fleet` is explicit so the function reads no configuration: scripts pass
+ * `{ catalogUrl, servers }` from resolveTopology and
+ * `roleSecret: config.tenantRoleSecret`.
+ */
+export async function forEachSchool<T> (fleet: Fleet, fn: SchoolTask<T>, options: ForEachSchoolOptions): Promise<Array<SchoolResult<T>>> {
+  const catalog = openCatalog(fleet.catalogUrl, 1)
+  let schools: School[]
+  try {
+    schools = await schoolsRepository(catalog).list(options.only === undefined ? {} : { slugs: options.only })
+  } finally {
+    await catalog.destroy()
+  }
+
+  const refused: Array<SchoolResult<T>> = []
+  for (const slug of new Set(options.only ?? [])) {
+    const school = schools.find((s) => s.slug === slug)
+    if (school === undefined) refused.push({ slug, ok: false, error: new Error('not in the catalog') })
+    else if (school.status === 'suspended' && options.includeSuspended !== true) {
+      refused.push({ slug, ok: false, error: new Error('suspended (include suspended schools to run it)') })
+    }
+  }
+  const selected = schools.filter((s) => s.status === 'active' || options.includeSuspended === true)
+
+  let done = 0
+  let failed = 0
+  const ran = await runConcurrently(selected, options.concurrency, async (school): Promise<SchoolResult<T>> => {
+    const result = await runOne(fleet, school, fn)
+    done++
+    if (!result.ok) failed++
+    options.onProgress?.({ done, total: selected.length, failed })
+    return result
+  })
+  return [...ran, ...refused].sort((a, b) => a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0)
+}
+
+async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>): Promise<SchoolResult<T>> {
+  let db: Knex | null = null
+  try {
+    // The catalog checks these too; no URL is built from a name it let slip.
+    assertSafeName(school.slug, 'School slug')
+    assertSchoolDatabaseName(school.databaseName)
+    const serverUrl = fleet.servers[school.server]
+    if (serverUrl === undefined) {
+      throw new Error(`server "${school.server}" is not configured (known: ${Object.keys(fleet.servers).join(', ')})`)
+    }
+    db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, fleet.roleSecret), { max: 1, applicationName: 'school-lunch:for-each' })
+    return { slug: school.slug, ok: true, value: await fn({ school, db }) }
+  } catch (error) {
+    return { slug: school.slug, ok: false, error: error instanceof Error ? error : new Error(String(error)) }
+  } finally {
+    await db?.destroy()
+  }
+}
