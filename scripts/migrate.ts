@@ -166,6 +166,7 @@ async function main (): Promise<void> {
       rollback: options.rollback,
       useTemplate: options.useTemplate,
       roleSecret: config.tenantRoleSecret,
+      createStrategy: config.createDatabaseStrategy,
       onProgress: showProgress
         ? ({ done, total, failed }) => process.stderr.write(`\rSchools: ${done}/${total} done${failed > 0 ? `, ${failed} failed` : ''}   `)
         : undefined

@@ -54,6 +54,8 @@ export interface Config {
   tenantPoolSize: number
   tenantPoolsMax: number
   migrateConcurrency: number
+  /** How CREATE DATABASE copies its template (PostgreSQL 15+); null: the server's default. */
+  createDatabaseStrategy: 'wal_log' | 'file_copy' | null
   corsOrigins: string[]
   /** Requests per school per window; 0 turns rate limiting off. */
   rateLimitMax: number
@@ -143,6 +145,8 @@ export function loadConfig (env: Env = process.env): Config {
     tenantPoolSize: read.integer('TENANT_POOL_SIZE', 5, 1, 100),
     tenantPoolsMax: read.integer('TENANT_POOLS_MAX', 50, 1, 100_000),
     migrateConcurrency: read.integer('MIGRATE_CONCURRENCY', 8, 1, 256),
+    createDatabaseStrategy: ((strategy) => strategy === 'default' ? null : strategy)(
+      read.oneOf('CREATE_DATABASE_STRATEGY', ['default', 'wal_log', 'file_copy'] as const, 'file_copy')),
     corsOrigins: read.list('CORS_ORIGINS'),
     // Off while developing and testing; on by default in production.
     rateLimitMax: read.integer('RATE_LIMIT_MAX', nodeEnv === 'production' ? 1200 : 0, 0, 1_000_000),

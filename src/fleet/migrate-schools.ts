@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { inspectCatalog, openCatalog, prepareCatalog } from '../catalog/catalog.js'
 import { schoolsRepository, type School } from '../catalog/schools.js'
 import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
-import { createDatabase, freeConnections, listDatabases } from '../postgres/admin.js'
+import { createDatabase, freeConnections, listDatabases, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
 import { appMigrations, completedMigrations, pendingMigrations, runMigrations, withMigrationLock } from '../postgres/migrations.js'
 import { assertSafeName, assertSchoolDatabaseName, quoteIdentifier } from '../postgres/names.js'
@@ -34,6 +34,8 @@ export interface MigrateOptions {
   useTemplate?: boolean
   /** TENANT_ROLE_SECRET: derives the school roles' passwords. */
   roleSecret?: string
+  /** CREATE DATABASE's STRATEGY, used on PostgreSQL 15 and later. */
+  createStrategy?: CreateStrategy | null
   onProgress?: (progress: { done: number, total: number, failed: number }) => void
 }
 
@@ -122,7 +124,7 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
     for (const name of new Set(schools.map((s) => s.server))) {
       const url = topology.servers[name]
       if (url === undefined) continue
-      const server = await openServer(url, options.concurrency)
+      const server = await openServer(url, options.concurrency, options.createStrategy ?? null)
       context.servers.set(name, server)
       if (options.useTemplate !== false && !dryRun && !context.rollback) {
         report.templates[name] = await prepareTemplate(server)
@@ -166,15 +168,26 @@ interface ServerHandle {
   free: number
   /** True once the template is known to be at the latest migration. */
   templateReady: boolean
+  /** Undefined on servers older than PostgreSQL 15, which lack the option. */
+  strategy: CreateStrategy | undefined
 }
 
-async function openServer (url: string, concurrency: number): Promise<ServerHandle> {
+async function openServer (url: string, concurrency: number, strategy: CreateStrategy | null): Promise<ServerHandle> {
   // CREATE DATABASE copies a template and takes a lock on it; a few at a
   // time is as fast as many and keeps connections for the migrations.
   const admin = createKnex(databaseUrl(url, 'postgres'), { max: Math.min(concurrency, 4), applicationName: 'school-lunch:migrate' })
   try {
     const roles = (await admin.raw<{ rows: Array<{ rolname: string }> }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname)
-    return { url, admin, databases: await listDatabases(admin), roles: new Set(roles), free: await freeConnections(admin), templateReady: false }
+    const version = Number((await admin.raw<{ rows: Array<{ v: string }> }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v)
+    return {
+      url,
+      admin,
+      databases: await listDatabases(admin),
+      roles: new Set(roles),
+      free: await freeConnections(admin),
+      templateReady: false,
+      strategy: strategy !== null && version >= 150000 ? strategy : undefined
+    }
   } catch (error) {
     await admin.destroy()
     throw error
@@ -219,7 +232,7 @@ async function prepareTemplate (server: ServerHandle): Promise<string> {
 async function createSchoolDatabase (server: ServerHandle, name: string): Promise<SchoolOutcome['database']> {
   if (server.templateReady) {
     try {
-      const outcome = await createDatabase(server.admin, name, { template: TEMPLATE_DATABASE })
+      const outcome = await createDatabase(server.admin, name, { template: TEMPLATE_DATABASE, strategy: server.strategy })
       return outcome === 'created' ? 'cloned' : outcome
     } catch (error) {
       const code = (error as { code?: string }).code
@@ -227,7 +240,7 @@ async function createSchoolDatabase (server: ServerHandle, name: string): Promis
       if (code !== '55006' && code !== '3D000') throw error
     }
   }
-  return await createDatabase(server.admin, name)
+  return await createDatabase(server.admin, name, { strategy: server.strategy })
 }
 
 async function migrateSchool (school: School, context: SchoolContext): Promise<SchoolOutcome> {

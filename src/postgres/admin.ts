@@ -9,10 +9,12 @@ export type CreateOutcome = 'created' | 'existed'
  * concurrent run, counts as there: 42P04 (duplicate_database), or 23505 when
  * both runs raced on pg_database's unique index.
  */
-export async function createDatabase (admin: Knex, name: string, { template }: { template?: string } = {}): Promise<CreateOutcome> {
-  const sql = template === undefined
-    ? `CREATE DATABASE ${quoteIdentifier(name)}`
-    : `CREATE DATABASE ${quoteIdentifier(name)} TEMPLATE ${quoteIdentifier(template)}`
+export type CreateStrategy = 'wal_log' | 'file_copy'
+
+export async function createDatabase (admin: Knex, name: string, { template, strategy }: { template?: string, strategy?: CreateStrategy } = {}): Promise<CreateOutcome> {
+  const sql = `CREATE DATABASE ${quoteIdentifier(name)}` +
+    (template === undefined ? '' : ` TEMPLATE ${quoteIdentifier(template)}`) +
+    (strategy === undefined ? '' : ` STRATEGY ${strategy === 'file_copy' ? 'FILE_COPY' : 'WAL_LOG'}`)
   try {
     await admin.raw(sql)
     return 'created'
