@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import type { Knex } from 'knex'
+import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
+import { projectRoot } from '../../src/config.js'
+import { runConcurrently } from '../../src/fleet/concurrency.js'
+import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
+
+export const WEEK_OF = '2026-11-23'
+
+export const slugOf = (prefix: string, n: number): string => `${prefix}-${String(n).padStart(4, '0')}`
+export const databaseOf = (prefix: string, n: number): string => `${prefix}_${String(n).padStart(4, '0')}`
+
+/** A catalog holding `count` schools named <prefix>-0001…, not yet migrated. */
+export async function catalogWithSchools (catalogUrl: string, prefix: string, count: number): Promise<string[]> {
+  await prepareCatalog(catalogUrl)
+  const catalog = openCatalog(catalogUrl, 1)
+  try {
+    const rows = Array.from({ length: count }, (_, i) => ({ slug: slugOf(prefix, i + 1), name: `Bench school ${i + 1}`, database_name: databaseOf(prefix, i + 1) }))
+    for (let i = 0; i < rows.length; i += 500) {
+      await catalog('schools').insert(rows.slice(i, i + 500)).onConflict('slug').ignore()
+    }
+  } finally {
+    await catalog.destroy()
+  }
+  return Array.from({ length: count }, (_, i) => slugOf(prefix, i + 1))
+}
+
+export interface MigrateRun { seconds: number, code: number | null, summary: string }
+
+/** `npm run migrate` as an operator runs it, timed from spawn to exit. */
+export async function runMigrate (env: Record<string, string>, args: string[] = []): Promise<MigrateRun> {
+  const started = process.hrtime.bigint()
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'scripts/migrate.ts'), ...args], {
+      cwd: projectRoot,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: '/dev/null', ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const lines = output.trim().split('\n')
+      resolve({
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+        code,
+        summary: lines.filter((l) => /school\(s\)|Nothing to do|FAILED/.test(l)).slice(-3).join(' | ') || (lines.at(-1) ?? '')
+      })
+    })
+  })
+}
+
+/** One published week with five filled days in each school database (id 1 in a fresh database). */
+export async function seedWeeks (serverUrl: string, databases: string[], concurrency: number): Promise<void> {
+  await runConcurrently(databases, concurrency, async (database) => {
+    const db: Knex = createKnex(databaseUrl(serverUrl, database), { max: 1, applicationName: 'school-lunch:bench' })
+    try {
+      if ((await db('lunch_week').where({ week_of: WEEK_OF }).first()) !== undefined) return
+      await db.transaction(async (trx) => {
+        const [week] = await trx('lunch_week').insert({ week_of: WEEK_OF, is_published: true }).returning('id')
+        const days = [23, 24, 25, 26, 27].map((d) => ({ lunch_week_id: (week as { id: string }).id, day: `2026-11-${d}`, menu_details: `Menu of ${database} on the ${d}th` }))
+        await trx('lunch_day').insert(days)
+      })
+    } finally {
+      await db.destroy()
+    }
+  })
+}
+
+/** Drops databases and school roles of a prefix (used on configured servers, where nothing is thrown away). */
+export async function dropPrefix (admin: Knex, prefix: string): Promise<void> {
+  const like = `${prefix.replaceAll('_', '\\_')}\\_%`
+  const { rows } = await admin.raw<{ rows: Array<{ datname: string }> }>("SELECT datname FROM pg_database WHERE datname LIKE ? ESCAPE '\\'", [like])
+  for (const { datname } of rows) await admin.raw(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`)
+  const roles = await admin.raw<{ rows: Array<{ rolname: string }> }>("SELECT rolname FROM pg_roles WHERE rolname LIKE ? ESCAPE '\\'", [`school\\_${like}`])
+  for (const { rolname } of roles.rows) await admin.raw(`DROP ROLE IF EXISTS "${rolname}"`)
+}
