@@ -50,7 +50,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const mapped: PublicError = app.tenancy.translateError(error, request) ?? publicError(error)
     const statusCode = mapped.statusCode ?? 500
-    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    if (statusCode >= 500) request.log.error({ err: error, school: request.school?.slug }, 'request failed')
     if (statusCode === 503) void reply.header('retry-after', String(RETRY_AFTER_SECONDS))
     void reply.status(statusCode).send({
       statusCode,
@@ -74,7 +74,10 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
   })
 
   app.addHook('onResponse', async (request, reply) => {
+    // The school is a field of the line rather than of a child logger: a
+    // child per request cost ~3% of the CPU of a request under load.
     request.log.info({
+      school: request.school?.slug,
       method: request.method,
       path: request.url.split('?')[0],
       statusCode: reply.statusCode,

@@ -99,7 +99,12 @@ async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>): Prom
     if (serverUrl === undefined) {
       throw new Error(`server "${school.server}" is not configured (known: ${Object.keys(fleet.servers).join(', ')})`)
     }
-    db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, fleet.roleSecret), { max: 1, applicationName: 'school-lunch:for-each' })
+    db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, fleet.roleSecret), {
+      max: 1,
+      applicationName: 'school-lunch:for-each',
+      // knex would print connection failures, stack and all; they are the school's result instead.
+      log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} }
+    })
     return { slug: school.slug, ok: true, value: await fn({ school, db }) }
   } catch (error) {
     return { slug: school.slug, ok: false, error: error instanceof Error ? error : new Error(String(error)) }

@@ -157,8 +157,6 @@ export default fp<TenancyOptions>(async (app, options) => {
     reply.raw.once('close', lease.release)
     request.db = lease.db
     request.school = { id: school.id, slug: school.slug, name: school.name }
-    request.log = request.log.child({ school: school.slug })
-    reply.log = request.log
   }
 
   const authenticate: onRequestHookHandler = async (request, reply) => {

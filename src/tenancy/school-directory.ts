@@ -51,6 +51,12 @@ export function createSchoolDirectory (options: SchoolDirectoryOptions): SchoolD
 
   return {
     async resolve (slug) {
+      // The hot path: a synchronous hit, without fetch()'s promise and status.
+      const cached = cache.get(slug)
+      if (cached !== undefined) {
+        hits++
+        return cached.school
+      }
       const status: LRUCache.Status<string, Entry> = {}
       let entry: Entry | undefined
       try {
