@@ -158,7 +158,7 @@ async function main (): Promise<void> {
   try {
     if (external) await dropPrefix(admin, prefix)
     const needsFleet = ['B', 'C', 'E'].some((s) => options.scenarios.has(s))
-    const fleetSize = needsFleet ? options.schools : 50
+    const fleetSize = needsFleet ? options.schools : Math.min(50, options.schools)
 
     // The main fleet; its creation is scenario C's "N new schools, template".
     say(`Preparing ${fleetSize} schools…`)

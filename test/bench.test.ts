@@ -1,0 +1,27 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import t from 'tap'
+import { projectRoot } from '../src/config.js'
+import { testDatabases } from './helpers/databases.js'
+import { runScript } from './helpers/run.js'
+
+// A tiny run of the real benchmark, so it cannot rot. Nothing about speed is
+// asserted here: targets live in `npm run bench`, on a quiet machine.
+t.test('npm run bench runs scenario A end to end at a tiny size', async (t) => {
+  const dbs = await testDatabases(t, 'benchsmoke')
+  const result = await runScript('scripts/bench.ts', ['--quick', '--scenarios', 'A', '--schools', '10', '--duration', '1', '--connections', '2', '--prefix', 'benchsmoke'], {
+    DATABASE_URL: dbs.catalogUrl,
+    TENANT_SERVERS: `default=${dbs.serverUrl}`
+  }, { timeoutMs: 150_000 })
+  t.equal(result.code, 0, result.stderr)
+  for (const row of [/1\. baseline: one pool, no JWT, no catalog\s+[\d,]+\s+\d+\s+\d+\s+1\.00/, /2\. service, 1 school, JWT on every request\s+[\d,]+/, /3\. service, 10 schools, tokens spread\s+[\d,]+/]) {
+    t.match(result.stdout, row)
+  }
+  const raw = JSON.parse(fs.readFileSync(path.join(projectRoot, 'scripts/bench/results/quick.json'), 'utf8')) as { A?: { summary: Record<string, { rps: number, errors: number }> } }
+  for (const name of ['baseline', 'one', 'fifty']) {
+    t.ok((raw.A?.summary[name]?.rps ?? 0) > 0, `${name} served requests`)
+    t.equal(raw.A?.summary[name]?.errors, 0, `${name} had no errors`)
+  }
+  const { rows } = await dbs.admin.raw("SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 'benchsmoke%'")
+  t.equal(rows[0].n, 0, 'the bench dropped its databases on a configured server')
+})
