@@ -1,10 +1,15 @@
 import type { Knex } from 'knex'
-import { openCatalog } from '../catalog/catalog.js'
 import { schoolsRepository, type School } from '../catalog/schools.js'
 import { createKnex } from '../postgres/connection.js'
 import { assertSafeName, assertSchoolDatabaseName } from '../postgres/names.js'
 import { schoolRoleUrl } from '../postgres/roles.js'
 import { runConcurrently } from './concurrency.js'
+
+/**
+ * knex prints connection failures to the console, stack and all; here they
+ * reach the caller (a school's result, or the rejection) instead.
+ */
+export const silentKnexLog: Knex.Logger = { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} }
 
 /** Where the schools are and how to log in to them. */
 export interface Fleet {
@@ -59,7 +64,7 @@ export interface ForEachSchoolOptions {
  * `roleSecret: config.tenantRoleSecret`.
  */
 export async function forEachSchool<T> (fleet: Fleet, fn: SchoolTask<T>, options: ForEachSchoolOptions): Promise<Array<SchoolResult<T>>> {
-  const catalog = openCatalog(fleet.catalogUrl, 1)
+  const catalog = createKnex(fleet.catalogUrl, { max: 1, applicationName: 'school-lunch:for-each', log: silentKnexLog })
   let schools: School[]
   try {
     schools = await schoolsRepository(catalog).list(options.only === undefined ? {} : { slugs: options.only })
@@ -102,8 +107,7 @@ async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>): Prom
     db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, fleet.roleSecret), {
       max: 1,
       applicationName: 'school-lunch:for-each',
-      // knex would print connection failures, stack and all; they are the school's result instead.
-      log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} }
+      log: silentKnexLog
     })
     return { slug: school.slug, ok: true, value: await fn({ school, db }) }
   } catch (error) {

@@ -5,6 +5,7 @@ import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
 import { assertSafeName, assertSchoolDatabaseName, isSafeName, NAME_RULE, quoteIdentifier } from '../postgres/names.js'
 import { schoolRoleName } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
+import { silentKnexLog } from './for-each-school.js'
 
 /*
  * Catalog changes an operator makes to one school: add, suspend, resume,
@@ -44,7 +45,7 @@ export interface AddSchoolInput {
 
 export const SCHOOL_NAME_MAX = 200
 
-/** A new school's names or server are not acceptable: the command line is wrong, nothing was touched. */
+/** A new school's names or server are not acceptable; nothing was touched (the CLI makes it exit code 2). */
 export class InvalidSchoolInput extends SchoolAdminError {
   override name = 'InvalidSchoolInput'
 }
@@ -163,7 +164,7 @@ export async function dropSchool (catalog: Knex, where: Servers, slug: string): 
     if (plan.school.status !== 'suspended') {
       throw new SchoolAdminError(`School "${slug}" is active: suspend it first (npm run schools -- suspend ${slug})`)
     }
-    const admin = createKnex(databaseUrl(plan.serverUrl, 'postgres'), { max: 1, applicationName: 'school-lunch:schools' })
+    const admin = createKnex(databaseUrl(plan.serverUrl, 'postgres'), { max: 1, applicationName: 'school-lunch:schools', log: silentKnexLog })
     try {
       const databaseFound = await databaseExists(admin, plan.school.databaseName)
       // The database goes first: the role's privileges live in it, and a
