@@ -91,6 +91,7 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
   const retiring = new Set<Pool>()
   const creating = new Map<string, Creation>()
   const reservedSlots = new Map<string, number>()
+  const waiting = new Map<string, number>()
   let slotWaiters: Array<() => void> = []
   let hits = 0
   let misses = 0
@@ -138,32 +139,36 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
     }
   }
 
-  /** Waits until one more pool fits in the server's bound, evicting as needed. */
+  /**
+   * Waits until one more pool fits in the server's bound. Each waiting
+   * creation retires at most one pool, least recently used and preferably
+   * idle: a retired pool counts until it has closed, so evicting in a loop
+   * would close every idle pool of the server for one newcomer.
+   */
   async function reserveSlot (server: string): Promise<void> {
     const deadline = Date.now() + slotTimeoutMs
-    while (inUse(server) >= options.maxPools) {
-      // Least recently used first; prefer closing an idle pool: nothing waits on it.
-      const candidates = onServer(live.rvalues(), server)
-      const idle = candidates.find((pool) => pool.leases === 0)
-      if (idle !== undefined) {
-        evictions++
-        retire(idle)
-        continue
+    waiting.set(server, (waiting.get(server) ?? 0) + 1)
+    try {
+      while (inUse(server) >= options.maxPools) {
+        if (onServer(retiring, server).length < (waiting.get(server) ?? 0)) {
+          const candidates = onServer(live.rvalues(), server)
+          const victim = candidates.find((pool) => pool.leases === 0) ?? candidates[0]
+          if (victim !== undefined) {
+            evictions++
+            retire(victim)
+          }
+        }
+        const remaining = deadline - Date.now()
+        if (remaining <= 0) throw new TenantPoolsExhausted()
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, remaining)
+          slotWaiters.push(() => { clearTimeout(timer); resolve() })
+        })
       }
-      // All busy: retire the least recently used and wait for it to drain.
-      const oldest = candidates[0]
-      if (onServer(retiring, server).length === 0 && oldest !== undefined) {
-        evictions++
-        retire(oldest)
-      }
-      const remaining = deadline - Date.now()
-      if (remaining <= 0) throw new TenantPoolsExhausted()
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, remaining)
-        slotWaiters.push(() => { clearTimeout(timer); resolve() })
-      })
+      reservedSlots.set(server, (reservedSlots.get(server) ?? 0) + 1)
+    } finally {
+      waiting.set(server, (waiting.get(server) ?? 1) - 1)
     }
-    reservedSlots.set(server, (reservedSlots.get(server) ?? 0) + 1)
   }
 
   async function create (target: TenantTarget, creation: () => Creation): Promise<Pool> {

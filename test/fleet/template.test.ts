@@ -1,0 +1,205 @@
+// Template provisioning on a cluster of this file's own: nobody else may
+// connect to its 'tenant.template', so a clone here never falls back by
+// accident, and the fallback is provoked on purpose.
+import t from 'tap'
+import fs from 'node:fs'
+import path from 'node:path'
+import pg from 'pg'
+import type { Knex } from 'knex'
+import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
+import { DEVELOPMENT_ROLE_SECRET, projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
+import { hasFailures, migrateSchools, TEMPLATE_DATABASE } from '../../src/fleet/migrate-schools.js'
+import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
+import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
+import { appMigrations } from '../../src/postgres/migrations.js'
+import { schoolRoleName, schoolRoleUrl } from '../../src/postgres/roles.js'
+import type { Topology } from '../../src/postgres/topology.js'
+
+const cluster: EmbeddedPostgresConfig = {
+  dataDir: path.resolve(projectRoot, '.data/test-fleet-template'),
+  port: 54371,
+  password: 'postgres',
+  maxConnections: 100,
+  fsync: false
+}
+
+const LUNCH_TABLES = ['knex_migrations', 'knex_migrations_lock', 'lunch_day', 'lunch_week']
+
+async function wipeCluster (): Promise<void> {
+  await stopEmbeddedPostgres(cluster.dataDir)
+  fs.rmSync(cluster.dataDir, { recursive: true, force: true })
+  fs.rmSync(`${cluster.dataDir}.leases`, { recursive: true, force: true })
+}
+
+await wipeCluster() // leftovers of an interrupted run
+t.teardown(wipeCluster)
+const serverUrl = (await attachEmbeddedPostgres(cluster, { holder: 'fleet-template-test', log: () => {} })).url
+const catalogUrl = databaseUrl(serverUrl, 'catalog')
+const topology: Topology = { catalogUrl, servers: { default: serverUrl }, embedded: null, release: () => {} }
+const admin = createKnex(serverUrl, { max: 2 })
+t.teardown(async () => { await admin.destroy() })
+await prepareCatalog(catalogUrl)
+const latest = (await appMigrations.names()).at(-1)
+
+async function addSchools (slugs: string[]): Promise<void> {
+  const catalog = openCatalog(catalogUrl, 1)
+  try {
+    await catalog('schools').insert(slugs.map((slug) => ({ slug, name: `School ${slug}`, database_name: `tpl_${slug}` })))
+  } finally {
+    await catalog.destroy()
+  }
+}
+
+async function withDb<T> (url: string, fn: (db: Knex) => Promise<T>): Promise<T> {
+  const db = createKnex(url, { max: 1 })
+  try {
+    return await fn(db)
+  } finally {
+    await db.destroy()
+  }
+}
+
+const asAdmin = async <T>(database: string, fn: (db: Knex) => Promise<T>): Promise<T> => await withDb(databaseUrl(serverUrl, database), fn)
+
+async function tables (database: string): Promise<string[]> {
+  return await asAdmin(database, async (db) => {
+    const { rows } = await db.raw<{ rows: Array<{ tablename: string }> }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+    return rows.map((r) => r.tablename)
+  })
+}
+
+async function recordedMigrations (database: string): Promise<string[]> {
+  return await asAdmin(database, async (db) => (await db('knex_migrations').select('name').orderBy('id') as Array<{ name: string }>).map((r) => r.name))
+}
+
+/** Whether PUBLIC (every role) may connect to the database, as PostgreSQL itself decides. */
+async function publicMayConnect (database: string): Promise<boolean> {
+  const { rows } = await admin.raw<{ rows: Array<{ ok: boolean }> }>("SELECT has_database_privilege('public', ?, 'CONNECT') AS ok", [database])
+  return rows[0]?.ok === true
+}
+
+/** The login error of `role` on `database`, or 'connected'. */
+async function tryLogin (database: string, asDatabaseOfRole: string): Promise<string> {
+  const url = new URL(schoolRoleUrl(serverUrl, asDatabaseOfRole, DEVELOPMENT_ROLE_SECRET))
+  url.pathname = `/${encodeURIComponent(database)}`
+  const client = new pg.Client({ connectionString: url.toString() })
+  try {
+    await client.connect()
+    await client.query('SELECT 1')
+    return 'connected'
+  } catch (error) {
+    return (error as Error).message
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+t.test('the first migrate creates the template; new schools are cloned from it, with their own privileges', async (t) => {
+  const before = await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_database WHERE datname = ?', [TEMPLATE_DATABASE])
+  t.equal(before.rows.length, 0, 'no template before the first migrate')
+
+  await addSchools(['pine', 'oak', 'elm'])
+  const report = await migrateSchools(topology, { concurrency: 3 })
+  t.equal(hasFailures(report), false, JSON.stringify(report.schools))
+  t.same(report.templates, { default: 'created' }, 'the template was created on the one server')
+  t.same(report.schools.map((s) => [s.slug, s.database, s.role, s.migrations, s.error]), [
+    ['elm', 'cloned', 'created', [], null],
+    ['oak', 'cloned', 'created', [], null],
+    ['pine', 'cloned', 'created', [], null]
+  ], 'every new database is a clone with nothing left to migrate')
+
+  const template = await admin.raw<{ rows: Array<{ datistemplate: boolean, datallowconn: boolean }> }>(
+    'SELECT datistemplate, datallowconn FROM pg_database WHERE datname = ?', [TEMPLATE_DATABASE])
+  t.same(template.rows, [{ datistemplate: true, datallowconn: true }], 'tenant.template exists and is marked as a template')
+  t.equal(await publicMayConnect(TEMPLATE_DATABASE), false, 'PUBLIC has no CONNECT on the template')
+  t.same(await tables(TEMPLATE_DATABASE), LUNCH_TABLES, 'the template is at the latest migration')
+  t.same(await recordedMigrations(TEMPLATE_DATABASE), [latest])
+  t.match(await tryLogin(TEMPLATE_DATABASE, 'tpl_pine'), /permission denied for database/, "a school's role cannot connect to the template")
+
+  for (const slug of ['pine', 'oak', 'elm']) {
+    const database = `tpl_${slug}`
+    t.same(await tables(database), LUNCH_TABLES, `${slug}: the clone has the lunch tables`)
+    t.same(await recordedMigrations(database), [latest], `${slug}: and the migration history, copied from the template`)
+    t.equal(await publicMayConnect(database), false, `${slug}: PUBLIC has no CONNECT on the clone`)
+    const flags = await admin.raw<{ rows: Array<{ datistemplate: boolean }> }>('SELECT datistemplate FROM pg_database WHERE datname = ?', [database])
+    t.same(flags.rows, [{ datistemplate: false }], `${slug}: the clone is not itself a template`)
+    const acl = await admin.raw<{ rows: Array<{ grantee: string }> }>(
+      `SELECT coalesce(r.rolname, 'PUBLIC') AS grantee FROM pg_database d, aclexplode(d.datacl) a
+       LEFT JOIN pg_roles r ON r.oid = a.grantee
+       WHERE d.datname = ? AND a.privilege_type = 'CONNECT' ORDER BY 1`, [database])
+    t.same(acl.rows.map((r) => r.grantee), ['postgres', schoolRoleName(database)].sort(),
+      `${slug}: the clone's datacl grants CONNECT to its owner and its role only`)
+  }
+
+  // The school's own role, with the password migrate derived: reads and writes rows.
+  const week = await withDb(schoolRoleUrl(serverUrl, 'tpl_pine', DEVELOPMENT_ROLE_SECRET), async (db) => {
+    const { rows } = await db.raw<{ rows: Array<{ current_user: string }> }>('SELECT current_user')
+    t.equal(rows[0]?.current_user, schoolRoleName('tpl_pine'), 'logged in as the school role')
+    const [inserted] = await db('lunch_week').insert({ week_of: '2026-11-23' }).returning(['id']) as Array<{ id: string }>
+    await db('lunch_day').insert({ lunch_week_id: inserted?.id, day: '2026-11-23', menu_details: 'soup' })
+    await db('lunch_week').where({ id: inserted?.id }).update({ is_published: true })
+    const ddl = await db.raw('CREATE TABLE intruder (x int)').then(() => 'created', (e: Error) => e.message)
+    t.match(ddl, /permission denied/, 'the role still cannot run DDL in the clone')
+    return await db('lunch_week').select('week_of', 'is_published')
+  })
+  t.same(week, [{ week_of: '2026-11-23', is_published: true }], "the school's role reads back what it wrote in lunch_week")
+  t.equal(await tryLogin('tpl_oak', 'tpl_pine'), `permission denied for database "tpl_oak"`, "pine's role cannot connect to oak's clone")
+  t.equal(await tryLogin('tpl_oak', 'tpl_oak'), 'connected', "oak's role can")
+
+  const status = await withDb(catalogUrl, async (db) => await db('school_migration_status as m').join('schools as s', 's.id', 'm.school_id')
+    .select('s.slug', 'm.migration', 'm.last_error').orderBy('s.slug'))
+  t.same(status, ['elm', 'oak', 'pine'].map((slug) => ({ slug, migration: latest, last_error: null })),
+    'a clone is recorded at the latest migration')
+})
+
+t.test('a template in use: the new school is created the plain way and migrated; the run does not fail', async (t) => {
+  const holder = new pg.Client({ connectionString: databaseUrl(serverUrl, TEMPLATE_DATABASE), application_name: 'template-holder' })
+  await holder.connect()
+  t.teardown(async () => { await holder.end().catch(() => {}) })
+  await holder.query('SELECT 1')
+
+  await addSchools(['busy'])
+  const started = Date.now()
+  const report = await migrateSchools(topology, { concurrency: 2, only: ['busy'] })
+  t.comment(`with the template held, onboarding one school took ${Date.now() - started} ms`)
+  t.equal(hasFailures(report), false, JSON.stringify(report.schools))
+  t.same(report.schools.map((s) => [s.slug, s.database, s.migrations.length, s.error]), [['busy', 'created', 1, null]],
+    'created, not cloned, and its one migration applied')
+  t.same(await tables('tpl_busy'), LUNCH_TABLES)
+  t.same(await recordedMigrations('tpl_busy'), [latest])
+  t.equal(await publicMayConnect('tpl_busy'), false)
+  t.equal(await tryLogin('tpl_busy', 'tpl_busy'), 'connected', 'its role logs in')
+  const stillThere = await holder.query('SELECT current_database() AS db')
+  t.equal(stillThere.rows[0]?.db, TEMPLATE_DATABASE, "the holder's connection was left alone")
+})
+
+t.test('useTemplate: false creates the plain way', async (t) => {
+  await addSchools(['plain'])
+  const report = await migrateSchools(topology, { concurrency: 2, only: ['plain'], useTemplate: false })
+  t.same(report.templates, {}, 'the template was not even looked at')
+  t.same(report.schools.map((s) => [s.slug, s.database, s.migrations, s.error]), [['plain', 'created', [latest], null]])
+  t.same(await tables('tpl_plain'), LUNCH_TABLES)
+})
+
+t.test('onboarding 20 schools: cloned vs plain (timing for the README)', async (t) => {
+  const cloned = Array.from({ length: 20 }, (_, i) => `c${String(i).padStart(2, '0')}`)
+  const plain = Array.from({ length: 20 }, (_, i) => `p${String(i).padStart(2, '0')}`)
+  await addSchools([...cloned, ...plain])
+
+  const t0 = Date.now()
+  const withTemplate = await migrateSchools(topology, { concurrency: 8, only: cloned })
+  const clonedMs = Date.now() - t0
+  const t1 = Date.now()
+  const without = await migrateSchools(topology, { concurrency: 8, only: plain, useTemplate: false })
+  const plainMs = Date.now() - t1
+
+  t.equal(hasFailures(withTemplate), false)
+  t.equal(hasFailures(without), false)
+  t.same(withTemplate.schools.map((s) => s.database), Array(20).fill('cloned'), 'all 20 cloned')
+  t.same(without.schools.map((s) => s.database), Array(20).fill('created'), 'all 20 created the plain way')
+  t.same(without.schools.map((s) => s.migrations.length), Array(20).fill(1))
+  for (const slug of [cloned[19], plain[19]] as string[]) t.same(await tables(`tpl_${slug}`), LUNCH_TABLES, `${slug} has the lunch tables`)
+  t.comment(`20 new schools, concurrency 8 (used ${withTemplate.concurrency.used}/${without.concurrency.used}): ` +
+    `cloned from the template ${clonedMs} ms (${(clonedMs / 20).toFixed(0)} ms/school), ` +
+    `plain create + migrate ${plainMs} ms (${(plainMs / 20).toFixed(0)} ms/school)`)
+})

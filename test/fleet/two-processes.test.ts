@@ -1,0 +1,103 @@
+// Two real API processes on one catalog, with the default 30 s cache TTL: a
+// suspension written to the catalog reaches both at once (school_changed
+// notification), not after the TTL.
+import t from 'tap'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import path from 'node:path'
+import type { Readable } from 'node:stream'
+import { createSigner } from 'fast-jwt'
+import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
+import { DEVELOPMENT_JWT_SECRET, projectRoot } from '../../src/config.js'
+import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
+import { testDatabases } from '../helpers/databases.js'
+
+interface ServerProcess {
+  address: string
+  exited: Promise<number | null>
+  output: () => string
+  child: ChildProcessByStdio<null, Readable, Readable>
+}
+
+async function startServer (env: Record<string, string>): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src/server.ts')], {
+    cwd: projectRoot,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: '0', ENV_FILE: '/dev/null', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`server did not start:\n${output}`)) }, 60_000)
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString()
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+      if (match?.[1] !== undefined) { clearTimeout(timer); resolve(match[1]) }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${output}`)) })
+  })
+  return { address, exited, output: () => output, child }
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+t.test('a suspension reaches two API processes within a second, and so does resuming', async (t) => {
+  const dbs = await testDatabases(t, 'tproc')
+  await prepareCatalog(dbs.catalogUrl)
+  const catalog = openCatalog(dbs.catalogUrl, 1)
+  t.teardown(async () => { await catalog.destroy() })
+  await catalog('schools').insert({ slug: 'alpha', name: 'School alpha', database_name: dbs.databaseName('alpha') })
+  const report = await migrateSchools(dbs.topology, { concurrency: 1, useTemplate: false })
+  t.equal(hasFailures(report), false, JSON.stringify(report.schools))
+
+  // No CATALOG_CACHE_TTL_MS: the default 30 s.
+  const servers = await Promise.all([startServer(dbs.env), startServer(dbs.env)])
+  t.teardown(() => { for (const s of servers) if (s.child.exitCode === null) s.child.kill('SIGKILL') })
+  t.not(servers[0]?.address, servers[1]?.address, 'two processes, two addresses')
+
+  const token = createSigner({ key: DEVELOPMENT_JWT_SECRET, algorithm: 'HS256', expiresIn: 600_000 })({ sub: 'staff', school: 'alpha' })
+  const ask = async (server: ServerProcess): Promise<{ status: number, code: string | null }> => {
+    const res = await fetch(`${server.address}/api/lunch-weeks`, { headers: { authorization: `Bearer ${token}` } })
+    const body = await res.json() as { code?: string }
+    return { status: res.status, code: res.status === 200 ? null : (body.code ?? null) }
+  }
+  /** Polls one process until it answers `status` (and `code`); the ms it took, or -1 after 3 s. */
+  const until = async (server: ServerProcess, status: number, code: string | null): Promise<number> => {
+    const started = Date.now()
+    while (Date.now() - started < 3_000) {
+      const answer = await ask(server)
+      if (answer.status === status && answer.code === code) return Date.now() - started
+      await sleep(10)
+    }
+    return -1
+  }
+
+  for (const [i, server] of servers.entries()) {
+    t.same(await ask(server), { status: 200, code: null }, `process ${i + 1} serves alpha (and caches it for 30 s)`)
+  }
+  // Both LISTEN on the catalog once their listener has connected (in the background).
+  const listening = async (): Promise<number> => Number((await catalog.raw<{ rows: Array<{ n: string }> }>(
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'school-lunch:listen' AND datname = ?", [`tproc_catalog`])).rows[0]?.n)
+  for (let waited = 0; await listening() < 2 && waited < 5_000; waited += 50) await sleep(50)
+  t.equal(await listening(), 2, 'both processes listen for catalog changes')
+
+  await catalog('schools').where({ slug: 'alpha' }).update({ status: 'suspended' })
+  const suspended = await Promise.all(servers.map(async (s) => await until(s, 403, 'SCHOOL_SUSPENDED')))
+  t.comment(`suspension seen by the processes after ${suspended.join(' ms and ')} ms`)
+  for (const [i, ms] of suspended.entries()) {
+    t.ok(ms >= 0 && ms < 1_000, `process ${i + 1} answers 403 SCHOOL_SUSPENDED within 1 s (${ms} ms)`)
+  }
+
+  await catalog('schools').where({ slug: 'alpha' }).update({ status: 'active' })
+  const resumed = await Promise.all(servers.map(async (s) => await until(s, 200, null)))
+  t.comment(`resuming seen by the processes after ${resumed.join(' ms and ')} ms`)
+  for (const [i, ms] of resumed.entries()) {
+    t.ok(ms >= 0 && ms < 1_000, `process ${i + 1} serves alpha again within 1 s (${ms} ms)`)
+  }
+
+  for (const server of servers) server.child.kill('SIGTERM')
+  const codes = await Promise.all(servers.map(async (s) => await s.exited))
+  t.same(codes, [0, 0], 'both exit 0 on SIGTERM')
+  for (const [i, server] of servers.entries()) t.match(server.output(), /shutting down/, `process ${i + 1} shut down gracefully`)
+})
