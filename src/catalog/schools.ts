@@ -51,7 +51,7 @@ export interface SchoolWithStatus extends School {
 /** The state of a school relative to `latest`, the newest app migration. */
 export function migrationState (school: SchoolWithStatus, latest: string | undefined): MigrationState {
   if (school.lastError !== null) return 'failed'
-  if (school.migration === null) return 'never'
+  if (school.migration === null) return school.migratedAt === null ? 'never' : 'behind'
   return school.migration === latest ? 'current' : 'behind'
 }
 

@@ -238,6 +238,8 @@ async function createSchoolDatabase (server: ServerHandle, name: string): Promis
       const code = (error as { code?: string }).code
       // 55006: the template is being accessed (another run migrating it).
       if (code !== '55006' && code !== '3D000') throw error
+      // PostgreSQL waited 5 s before refusing; the rest of this run goes plain.
+      server.templateReady = false
     }
   }
   return await createDatabase(server.admin, name, { strategy: server.strategy })

@@ -24,6 +24,8 @@ export function describeUrl (url: string): string {
   return `${parsed.hostname}:${parsed.port || '5432'}/${databaseOf(url)}`
 }
 
+const QUIET: Knex.Logger = { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} }
+
 export interface PoolOptions {
   max: number
   min?: number
@@ -56,6 +58,8 @@ export function createKnex (url: string, pool: PoolOptions): Knex {
       propagateCreateError: true
     },
     acquireConnectionTimeout: pool.acquireTimeoutMillis ?? 10_000,
-    ...(pool.log === undefined ? {} : { log: pool.log })
+    // knex prints connection failures with a stack trace to the console; the
+    // callers report them in their own words (CLI summaries, 503s).
+    log: pool.log ?? QUIET
   })
 }
