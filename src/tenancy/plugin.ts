@@ -97,10 +97,7 @@ export default fp<TenancyOptions>(async (app, options) => {
       connectTimeoutMillis: 1_500,
       acquireTimeoutMillis: 5_000,
       statementTimeoutMillis: 15_000,
-      applicationName: 'school-lunch:api',
-      // knex would print connection failures to the console; they reach the
-      // client as a 503 and the log through the error handler instead.
-      log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} }
+      applicationName: 'school-lunch:api'
     }),
     prepare: async (db) => {
       if (latestMigration === undefined) return
