@@ -126,7 +126,7 @@ async function main (): Promise<void> {
   } else {
     await stopEmbeddedPostgres(EMBEDDED_DIR)
     fs.rmSync(EMBEDDED_DIR, { recursive: true, force: true })
-    const embedded = await attachEmbeddedPostgres({ dataDir: EMBEDDED_DIR, port: 54390, password: 'postgres', maxConnections: 500, fsync: false }, { log: () => {} })
+    const embedded = await attachEmbeddedPostgres({ dataDir: EMBEDDED_DIR, port: 15439, password: 'postgres', maxConnections: 500, fsync: false }, { log: () => {} })
     serverUrl = embedded.url
     release = () => {
       embedded.release()

@@ -126,7 +126,7 @@ export function loadConfig (env: Env = process.env): Config {
     tenantServers,
     embedded: {
       dataDir: path.resolve(projectRoot, embeddedDir),
-      port: read.integer('EMBEDDED_PG_PORT', 54320, 1024, 65535),
+      port: read.integer('EMBEDDED_PG_PORT', 15432, 1024, 65535),
       password: read.string('EMBEDDED_PG_PASSWORD') ?? 'postgres',
       maxConnections: read.integer('EMBEDDED_PG_MAX_CONNECTIONS', 200, 20, 10000),
       fsync: read.boolean('EMBEDDED_PG_FSYNC', true)

@@ -18,7 +18,7 @@ import { testServerUrl } from '../helpers/databases.js'
 
 const east: EmbeddedPostgresConfig = {
   dataDir: path.resolve(projectRoot, '.data/test-fleet-servers'),
-  port: 54372,
+  port: 15437,
   password: 'postgres',
   maxConnections: 100,
   fsync: false

@@ -17,7 +17,7 @@ import type { Topology } from '../../src/postgres/topology.js'
 
 const cluster: EmbeddedPostgresConfig = {
   dataDir: path.resolve(projectRoot, '.data/test-fleet-template'),
-  port: 54371,
+  port: 15436,
   password: 'postgres',
   maxConnections: 100,
   fsync: false

@@ -8,9 +8,11 @@ import { projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
  * With DATABASE_URL set, the suite uses that server instead.
  */
 export const testCluster: EmbeddedPostgresConfig = {
-  // TEST_PG_DIR and TEST_PG_PORT let two suites run side by side.
+  // TEST_PG_DIR and TEST_PG_PORT let two suites run side by side. Every
+  // fixed port of the project sits below Linux's ephemeral range
+  // (32768-60999), where a client socket could already hold it.
   dataDir: path.resolve(projectRoot, process.env.TEST_PG_DIR ?? '.data/test-postgres'),
-  port: Number(process.env.TEST_PG_PORT ?? 54330),
+  port: Number(process.env.TEST_PG_PORT ?? 15433),
   password: 'postgres',
   maxConnections: 300,
   fsync: false

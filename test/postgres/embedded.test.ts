@@ -9,7 +9,7 @@ import { runScript } from '../helpers/run.js'
 // A cluster of its own (folder and port), apart from the suite's.
 const cluster = {
   dataDir: path.join(projectRoot, '.data', 'test-embedded-sharing'),
-  port: 54331,
+  port: 15434,
   password: 'secret-for-test',
   maxConnections: 50,
   fsync: false

@@ -214,7 +214,7 @@ t.test('a school database dropped while serving: fast 503s for it alone, back af
 t.test("a school's server stops while serving: fast 503s for it alone, back when it starts", async (t) => {
   const second: EmbeddedPostgresConfig = {
     dataDir: path.resolve(projectRoot, '.data/test-faults-second'),
-    port: 54356,
+    port: 15435,
     password: 'postgres',
     maxConnections: 50,
     fsync: false
