@@ -22,6 +22,7 @@ const USAGE = `Usage: npm run migrate -- [options]
   --failed            only the schools whose last run failed
   --rollback          undo the last batch of app migrations (all schools, or --school)
   --no-template       create new databases the plain way, not cloned from the template
+  --verify            look inside every school database, even those the catalog records as current
   --status            print every school's recorded migration state; migrate nothing
   --help              this text`
 
@@ -32,6 +33,7 @@ interface CommandLine {
   failedOnly: boolean
   rollback: boolean
   useTemplate: boolean
+  verify: boolean
   status: boolean
 }
 
@@ -46,6 +48,7 @@ function parseCommandLine (config: { migrateConcurrency: number }): CommandLine 
         failed: { type: 'boolean', default: false },
         rollback: { type: 'boolean', default: false },
         'no-template': { type: 'boolean', default: false },
+        verify: { type: 'boolean', default: false },
         status: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false }
       },
@@ -74,6 +77,7 @@ function parseCommandLine (config: { migrateConcurrency: number }): CommandLine 
     failedOnly: values.failed === true,
     rollback: values.rollback === true,
     useTemplate: values['no-template'] !== true,
+    verify: values.verify === true,
     status: values.status === true
   }
 }
@@ -165,6 +169,7 @@ async function main (): Promise<void> {
       failedOnly: options.failedOnly,
       rollback: options.rollback,
       useTemplate: options.useTemplate,
+      verify: options.verify,
       roleSecret: config.tenantRoleSecret,
       createStrategy: config.createDatabaseStrategy,
       onProgress: showProgress

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 import { inspectCatalog, openCatalog, prepareCatalog } from '../catalog/catalog.js'
-import { schoolsRepository, type School } from '../catalog/schools.js'
+import { schoolsRepository, type SchoolWithStatus } from '../catalog/schools.js'
 import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
 import { createDatabase, freeConnections, listDatabases, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
@@ -32,6 +32,12 @@ export interface MigrateOptions {
   rollback?: boolean
   /** Clone new school databases from the server's template (default true). */
   useTemplate?: boolean
+  /**
+   * Look inside every school database even when the catalog records it as
+   * current. Without it such a school is checked only for its database and
+   * role still existing (one query per server for all schools).
+   */
+  verify?: boolean
   /** TENANT_ROLE_SECRET: derives the school roles' passwords. */
   roleSecret?: string
   /** CREATE DATABASE's STRATEGY, used on PostgreSQL 15 and later. */
@@ -110,6 +116,8 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
     catalogDatabase: databaseOf(topology.catalogUrl),
     roleSecret,
     keyId: roleKeyId(roleSecret),
+    latestMigration: (await appMigrations.names()).at(-1) ?? null,
+    verify: options.verify === true,
     schools: schoolsRepository(catalog),
     servers: new Map()
   }
@@ -119,7 +127,7 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
       const failed = await context.schools.failedSlugs()
       only = only === undefined ? failed : only.filter((slug) => failed.includes(slug))
     }
-    const schools = await context.schools.list(only === undefined ? {} : { slugs: only })
+    const schools = await context.schools.listWithStatus(only === undefined ? {} : { slugs: only })
     report.unknownSlugs = (options.only ?? []).filter((slug) => !schools.some((s) => s.slug === slug))
     for (const name of new Set(schools.map((s) => s.server))) {
       const url = topology.servers[name]
@@ -156,6 +164,8 @@ interface SchoolContext {
   catalogDatabase: string
   roleSecret: string
   keyId: string
+  latestMigration: string | null
+  verify: boolean
   schools: ReturnType<typeof schoolsRepository>
   servers: Map<string, ServerHandle>
 }
@@ -245,7 +255,7 @@ async function createSchoolDatabase (server: ServerHandle, name: string): Promis
   return await createDatabase(server.admin, name, { strategy: server.strategy })
 }
 
-async function migrateSchool (school: School, context: SchoolContext): Promise<SchoolOutcome> {
+async function migrateSchool (school: SchoolWithStatus, context: SchoolContext): Promise<SchoolOutcome> {
   const outcome: SchoolOutcome = {
     slug: school.slug,
     server: school.server,
@@ -279,6 +289,13 @@ async function migrateSchool (school: School, context: SchoolContext): Promise<S
       }
       outcome.database = await createSchoolDatabase(server, school.databaseName)
       server.databases.add(school.databaseName)
+    }
+    // Nothing to do when the catalog records this school at the latest
+    // migration with this secret and its database and role still exist: no
+    // connection at all, so a no-op run over thousands of schools is quick.
+    if (outcome.database === 'existed' && !context.verify && !context.rollback && school.lastError === null && school.migration !== null &&
+      school.migration === context.latestMigration && school.roleKeyId === context.keyId && server.roles.has(role)) {
+      return outcome
     }
     // One connection per school, closed as soon as the school is done.
     db = createKnex(databaseUrl(server.url, school.databaseName), {

@@ -142,3 +142,28 @@ t.test('--school limits the run; unknown slugs and servers are reported', async 
   const far = await migrateSchools(dbs.topology, { concurrency: 2, only: ['far'] })
   t.match(far.schools[0]?.error, /server "east" is not configured \(known: default\)/)
 })
+
+t.test('a no-op run trusts the catalog record; --verify looks inside every database', async (t) => {
+  const dbs = await testDatabases(t, 'migverify')
+  await prepareCatalog(dbs.catalogUrl)
+  await addSchools(dbs, ['kept', 'tampered'])
+  t.equal(hasFailures(await migrateSchools(dbs.topology, { concurrency: 2 })), false)
+
+  // Someone drops a table behind migrate's back.
+  await withDatabase(dbs.serverUrl, dbs.databaseName('tampered'), async (db) => {
+    await db.raw('DROP TABLE lunch_day')
+    await db.raw('DELETE FROM knex_migrations')
+  })
+  const trusting = await migrateSchools(dbs.topology, { concurrency: 2 })
+  t.equal(isNoop(trusting), true, 'the catalog says current, the database and role exist: nothing to do')
+  const verified = await migrateSchools(dbs.topology, { concurrency: 2, verify: true })
+  t.same(verified.schools.map((s) => [s.slug, s.migrations.length, s.error === null]), [['kept', 0, true], ['tampered', 0, false]],
+    '--verify finds the tampered database')
+  t.match(verified.schools[1]?.error, /relation "lunch_week" already exists/, 'whose half-present schema fails the re-run, as it should')
+
+  // A database dropped outright is noticed without --verify: it is listed per server.
+  await dbs.admin.raw(`DROP DATABASE ${dbs.databaseName('kept')} WITH (FORCE)`)
+  const recreated = await migrateSchools(dbs.topology, { concurrency: 2, useTemplate: false, only: ['kept'] })
+  t.same(recreated.schools.map((s) => [s.database, s.migrations.length, s.error]), [['created', 1, null]])
+  t.same(await tables(dbs, 'kept'), LUNCH_TABLES)
+})
