@@ -319,7 +319,7 @@ async function main (): Promise<void> {
         ['template', fmt(withTemplate), timings.filter((t) => t.template).map((t) => t.ms).join(', ')],
         ['no template', fmt(without), timings.filter((t) => !t.template).map((t) => t.ms).join(', ')]
       ]))
-      say('Most of it is starting `npm run migrate` (Node + tsx); the request itself is answered at once thanks to the catalog notification.')
+      say('Most of it is starting `npm run migrate` (Node + tsx); the running API then answers the new school at once.')
       results.D = { timings, medianTemplateMs: withTemplate, medianPlainMs: without }
       await service.stop()
     }
