@@ -2,43 +2,12 @@
 // suspension written to the catalog reaches both at once (school_changed
 // notification), not after the TTL.
 import t from 'tap'
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
-import path from 'node:path'
-import type { Readable } from 'node:stream'
 import { createSigner } from 'fast-jwt'
 import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
-import { DEVELOPMENT_JWT_SECRET, projectRoot } from '../../src/config.js'
+import { DEVELOPMENT_JWT_SECRET } from '../../src/config.js'
 import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { testDatabases } from '../helpers/databases.js'
-
-interface ServerProcess {
-  address: string
-  exited: Promise<number | null>
-  output: () => string
-  child: ChildProcessByStdio<null, Readable, Readable>
-}
-
-async function startServer (env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src/server.ts')], {
-    cwd: projectRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: '0', ENV_FILE: '/dev/null', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-  const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`server did not start:\n${output}`)) }, 60_000)
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString()
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match?.[1] !== undefined) { clearTimeout(timer); resolve(match[1]) }
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${output}`)) })
-  })
-  return { address, exited, output: () => output, child }
-}
+import { startServerProcess, type ServerProcess } from '../helpers/run.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -52,7 +21,7 @@ t.test('a suspension reaches two API processes within a second, and so does resu
   t.equal(hasFailures(report), false, JSON.stringify(report.schools))
 
   // No CATALOG_CACHE_TTL_MS: the default 30 s.
-  const servers = await Promise.all([startServer(dbs.env), startServer(dbs.env)])
+  const servers = await Promise.all([startServerProcess(dbs.env), startServerProcess(dbs.env)])
   t.teardown(() => { for (const s of servers) if (s.child.exitCode === null) s.child.kill('SIGKILL') })
   t.not(servers[0]?.address, servers[1]?.address, 'two processes, two addresses')
 

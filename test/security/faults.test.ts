@@ -6,7 +6,6 @@
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawn } from 'node:child_process'
 import type { FastifyInstance } from 'fastify'
 import type { Knex } from 'knex'
 import { createSigner } from 'fast-jwt'
@@ -18,6 +17,7 @@ import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres
 import { quoteIdentifier } from '../../src/postgres/names.js'
 import { TEST_SECRET, testApp } from '../helpers/app.js'
 import { testDatabases, testServerUrl } from '../helpers/databases.js'
+import { startServerProcess } from '../helpers/run.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -422,34 +422,10 @@ t.test('SIGTERM under load: in-flight requests finish, exit 0, no connection lef
   const report = await migrateSchools(dbs.topology, { concurrency: 2 })
   t.same(report.schools.map((s) => s.error), [null, null], 'both schools migrated')
 
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src/server.ts')], {
-    cwd: projectRoot,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      ...dbs.env,
-      ENV_FILE: '/dev/null',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      // Room for every blocked request to hold a connection, so each one can
-      // be seen waiting in pg_stat_activity before the signal.
-      TENANT_POOL_SIZE: '40'
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+  // Room for every blocked request to hold a connection, so each one can be
+  // seen waiting in pg_stat_activity before the signal.
+  const { address, exited, output, child } = await startServerProcess({ ...dbs.env, TENANT_POOL_SIZE: '40' })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`server did not start:\n${output}`)) }, 60_000)
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString()
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match?.[1] !== undefined) { clearTimeout(timer); resolve(match[1]) }
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
-  })
 
   const sign = createSigner({ key: TEST_SECRET, algorithm: 'HS256', expiresIn: 3_600_000 })
   const headers = (slug: string): Record<string, string> => ({ authorization: `Bearer ${sign({ sub: 'sigterm', school: slug })}`, 'content-type': 'application/json' })
@@ -515,7 +491,7 @@ t.test('SIGTERM under load: in-flight requests finish, exit 0, no connection lef
   const code = await within(exited, 15_000, 'still running')
   const exitedIn = Date.now() - signalledAt
   t.equal(code, 0, `the process exits with code 0 (${exitedIn} ms after SIGTERM)`)
-  const shutdownLines = output.split('\n').filter((line) => /shut/i.test(line)).join('\n')
+  const shutdownLines = output().split('\n').filter((line) => /shut/i.test(line)).join('\n')
   t.match(shutdownLines, /shutting down/, 'it logged the graceful shutdown')
   t.notMatch(shutdownLines, /shutdown took too long/, 'within its grace period, not by the force timer')
 
