@@ -287,7 +287,9 @@ t.test("a school's server stops while serving: fast 503s for it alone, back when
   const stall = Math.max(stopMs, startMs)
   const slowest503 = slowest(refused.map((o) => o.ms))
   t.ok(slowest503 < 2_000 + stall, `every 503 of far in under 2 s (+${stall} ms pg_ctl stall); slowest ${slowest503} ms`)
-  const clean = refused.filter((o) => o.startedAt >= stoppingAt + stopMs && o.startedAt + o.ms < startingAt)
+  // <=: times are whole milliseconds, and the waitFor above counted a request
+  // that ended in the very millisecond the restart began (CI saw 29 of 30).
+  const clean = refused.filter((o) => o.startedAt >= stoppingAt + stopMs && o.startedAt + o.ms <= startingAt)
   t.ok(clean.length >= 30, `503s while the server was down and nothing stalled: ${clean.length}`)
   t.ok(slowest(clean.map((o) => o.ms)) < 2_000, `those in under 2 s (slowest ${slowest(clean.map((o) => o.ms))} ms)`)
   t.same(far.filter((o) => o.startedAt >= recoveredAt && o.status >= 300).map(describe), [], 'after recovery, far is served without failures')
