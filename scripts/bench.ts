@@ -27,7 +27,8 @@ import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../src/postgres/em
 import { schoolRoleUrl } from '../src/postgres/roles.js'
 import { growthChart, type GrowthPoint } from './bench/chart.js'
 import { catalogWithSchools, databaseOf, dropPrefix, runMigrate, seedWeeks, slugOf, WEEK_OF } from './bench/fleet.js'
-import { load, seededRandom, zipf, type LoadResult } from './bench/load.js'
+import { load, type LoadResult } from './bench/load.js'
+import { seededRandom, zipf } from './bench/random.js'
 import { startServer, type RunningServer } from './bench/processes.js'
 
 const USAGE = `Usage: npm run bench -- [options]

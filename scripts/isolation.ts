@@ -18,6 +18,7 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { seededRandom } from './bench/random.js'
 
 // ---------------------------------------------------------------------------
 // The check
@@ -125,18 +126,6 @@ const BASE_MONDAY_MS = Date.UTC(2030, 0, 7)
 const MARKER = /menu of ([a-z0-9_-]+) #(\d+)/
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/
 
-/** mulberry32: small, fast, good enough to spread requests; deterministic per seed. */
-export function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
-
 const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10)
 
 /** The k-th Monday (0-based) owned by school number `index`. */
@@ -241,7 +230,7 @@ export async function runIsolationCheck (options: IsolationOptions): Promise<Iso
   if (!Number.isInteger(options.requests) || options.requests < 0) throw new Error('requests must be a whole number')
   if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new Error('concurrency must be at least 1')
 
-  const random = mulberry32(options.seed ?? 1)
+  const random = seededRandom(options.seed ?? 1)
   const schools: SchoolState[] = options.schools.map((slug, index) => ({ slug, index, weeks: new Map() }))
   const bySlug = new Map(schools.map((s) => [s.slug, s]))
   const slugSet = new Set(options.schools)
