@@ -63,6 +63,8 @@ export interface TenancyOptions {
 // dead server costs its school one fast 503 per request and nobody else a thing.
 const UNAVAILABLE_FOR_MS = 1_000
 
+const UNDEFINED_TABLE = '42P01'
+
 const LEASE = Symbol('tenantLease')
 interface Leased { [LEASE]?: TenantLease }
 
@@ -99,12 +101,20 @@ export default fp<TenancyOptions>(async (app, options) => {
       statementTimeoutMillis: 15_000,
       applicationName: 'school-lunch:api'
     }),
+    // One round trip: this runs on a brand-new connection, in the latency of
+    // the request that had to open the pool.
     prepare: async (db) => {
       if (latestMigration === undefined) return
-      const { rows } = await db.raw<{ rows: Array<{ applied: boolean }> }>(
-        "SELECT to_regclass('public.knex_migrations') IS NOT NULL AS applied")
-      const applied = rows[0]?.applied === true &&
-        (await db('knex_migrations').where({ name: latestMigration }).first()) !== undefined
+      let applied: boolean
+      try {
+        const { rows } = await db.raw<{ rows: Array<{ applied: boolean }> }>(
+          'SELECT EXISTS (SELECT 1 FROM knex_migrations WHERE name = ?) AS applied', [latestMigration])
+        applied = rows[0]?.applied === true
+      } catch (error) {
+        // No knex_migrations table at all: never migrated.
+        if ((error as { code?: unknown }).code !== UNDEFINED_TABLE) throw error
+        applied = false
+      }
       if (!applied) throw new SchemaBehind(latestMigration)
     }
   })
@@ -135,7 +145,9 @@ export default fp<TenancyOptions>(async (app, options) => {
     let lease: TenantLease
     try {
       // As the school's own role: a wrong database would refuse the login.
-      lease = await pools.acquire({ key, server: school.server, url: schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret) })
+      // The URL (an HMAC and a URL parse) is only worked out when a pool is made.
+      const { databaseName } = school
+      lease = await pools.acquire({ key, server: school.server, get url () { return schoolRoleUrl(serverUrl, databaseName, options.roleSecret) } })
     } catch (error) {
       let failure = classifyDatabaseError(error)
       if (failure === null) throw error
@@ -198,8 +210,9 @@ export default fp<TenancyOptions>(async (app, options) => {
     log: app.log
   })
 
-  app.addHook('onResponse', async (request) => {
+  app.addHook('onResponse', (request, _reply, done) => {
     (request as FastifyRequest & Leased)[LEASE]?.release()
+    done()
   })
   app.addHook('onClose', async () => {
     await listener.close()

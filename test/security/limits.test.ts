@@ -1,4 +1,5 @@
 import t from 'tap'
+import { helmetHeaders } from '../../src/security-headers.js'
 import { testApp } from '../helpers/app.js'
 
 t.test('a noisy school runs out of its own budget only', async (t) => {
@@ -47,4 +48,18 @@ t.test('security headers for a JSON API', async (t) => {
   const pub = await app.inject({ url: '/api/public/schools/alpha/lunch-weeks/2026-11-23' })
   t.equal(pub.statusCode, 200)
   t.equal(pub.headers['cache-control'], 'public, max-age=60', 'public menus stay cacheable')
+
+  const missing = await app.inject({ url: '/no/such/route' })
+  t.equal(missing.statusCode, 404)
+  t.equal(missing.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'", 'a 404 carries them too')
+})
+
+t.test('the headers, worked out once, are the ones helmet sets', async (t) => {
+  const headers = helmetHeaders({ referrerPolicy: { policy: 'no-referrer' } })
+  t.equal(headers['referrer-policy'], 'no-referrer')
+  t.equal(headers['x-content-type-options'], 'nosniff')
+  t.equal(headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', "helmet's default HSTS")
+  t.match(headers['content-security-policy'], /default-src 'self'/, "helmet's default CSP when none is given")
+  t.notOk('x-powered-by' in headers, 'helmet removes X-Powered-By; it is never set')
+  t.same(helmetHeaders({ xFrameOptions: false, contentSecurityPolicy: false })['x-frame-options'], undefined, 'a header turned off is left out')
 })

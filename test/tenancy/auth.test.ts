@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createSigner } from 'fast-jwt'
 import type { Test } from 'tap'
 import { migrateSchools } from '../../src/fleet/migrate-schools.js'
+import { appMigrations } from '../../src/postgres/migrations.js'
 import { TEST_SECRET, testApp } from '../helpers/app.js'
+import { withDatabase } from '../helpers/databases.js'
 
 /*
  * Who may call the API, and for which school: the token, the school claim,
@@ -78,6 +80,13 @@ t.test('401: the Authorization header and the token', async (t) => {
 
   assertError(t, await get(bearer(signRaw({ school: 'alpha', exp: now() - 60 }))), 401, 'TOKEN_EXPIRED', 'exp in the past')
   assertError(t, await get(bearer(signRaw({ school: 'alpha', exp: inAnHour(), nbf: now() + 600 }))), 401, 'TOKEN_NOT_YET_VALID', 'nbf in the future')
+
+  // Verified tokens are cached by their text; the cache must not outlive exp.
+  const shortLived = bearer(signRaw({ school: 'alpha', exp: now() + 2 }))
+  t.equal((await get(shortLived)).statusCode, 200, 'accepted, and now cached')
+  t.equal((await get(shortLived)).statusCode, 200, 'accepted again from the cache')
+  await sleep(Math.max(0, (now() + 2) * 1000 - Date.now()) + 1_100)
+  assertError(t, await get(shortLived), 401, 'TOKEN_EXPIRED', 'the same text, once exp has passed')
 
   const otherSecret = createSigner({ key: 'another-secret-that-is-long-enough-for-hs256!', algorithm: 'HS256', expiresIn: 3_600_000 })
   assertError(t, await get(bearer(otherSecret({ school: 'alpha' }))), 401, 'TOKEN_INVALID', 'signed with another secret')
@@ -315,6 +324,17 @@ t.test('503 with Retry-After while a school database is missing or unmigrated; o
   t.equal((await get('alpha')).statusCode, 200)
 })
 
+t.test('a database behind the latest migration, or without migration records, is a 503 SCHOOL_NOT_MIGRATED', async (t) => {
+  const { app, auth, dbs } = await testApp(t, 'aubehind', { schools: ['behind', 'notable', 'current'] })
+  const latest = (await appMigrations.names()).at(-1)
+  await withDatabase(dbs.serverUrl, dbs.databaseName('behind'), async (db) => { await db('knex_migrations').where({ name: latest }).del() })
+  await withDatabase(dbs.serverUrl, dbs.databaseName('notable'), async (db) => { await db.schema.dropTable('knex_migrations') })
+  const get = async (slug: string) => await app.inject({ method: 'GET', url: '/api/lunch-weeks', headers: auth(slug) })
+  assertError(t, await get('behind'), 503, 'SCHOOL_NOT_MIGRATED', 'the latest migration is not recorded')
+  assertError(t, await get('notable'), 503, 'SCHOOL_NOT_MIGRATED', 'no knex_migrations table at all')
+  t.equal((await get('current')).statusCode, 200, 'a current school is served')
+})
+
 t.test('CORS for the allowed origin only', async (t) => {
   const { app, auth } = await testApp(t, 'aucors', { schools: ['alpha'], env: { CORS_ORIGINS: 'https://app.example.com' } })
   const preflight = async (url: string, method: string, origin: string) => await app.inject({
@@ -355,6 +375,20 @@ t.test('CORS for the allowed origin only', async (t) => {
   t.equal(refused.headers['access-control-allow-origin'], 'https://app.example.com', 'the browser can read the 401')
   const evilGet = await app.inject({ method: 'GET', url: '/api/lunch-weeks', headers: { ...auth('alpha'), origin: 'https://evil.example.com' } })
   t.notOk('access-control-allow-origin' in evilGet.headers, 'no allow-origin on a GET from another origin')
+})
+
+t.test('without CORS_ORIGINS no origin is allowed', async (t) => {
+  const { app, auth } = await testApp(t, 'aunocors', { schools: ['alpha'] })
+  const preflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/api/lunch-weeks',
+    headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' }
+  })
+  t.ok(preflight.statusCode >= 400 && preflight.statusCode < 500, `preflight refused (${preflight.statusCode})`)
+  t.notOk('access-control-allow-origin' in preflight.headers)
+  const get = await app.inject({ method: 'GET', url: '/api/lunch-weeks', headers: { ...auth('alpha'), origin: 'https://app.example.com' } })
+  t.equal(get.statusCode, 200, 'same-origin and server-side callers are served as before')
+  t.notOk('access-control-allow-origin' in get.headers, 'a browser on another origin cannot read it')
 })
 
 t.test('logs name the school and never the token or database credentials', async (t) => {
