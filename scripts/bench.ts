@@ -174,11 +174,16 @@ async function main (): Promise<void> {
     })
     servers.push(baseline)
     const weekPath = '/api/lunch-weeks/1'
-    const run = async (url: string, next: () => { path: string, headers: Record<string, string> }): Promise<LoadResult> => {
+    // After a warm-up; on the service, also counts the connections it opened
+    // to school databases during the measured part (each one a new backend).
+    const run = async (url: string, next: () => { path: string, headers: Record<string, string> }, service = false): Promise<LoadResult & { opened: number | null }> => {
       await load({ url, connections: options.connections, durationSeconds: Math.min(2, options.duration), next }) // warm-up
-      return await load({ url, connections: options.connections, durationSeconds: options.duration, next })
+      const before = service ? await metrics(url) : null
+      const result = await load({ url, connections: options.connections, durationSeconds: options.duration, next })
+      const opened = before === null ? null : ((await metrics(url)).tenant_connections_opened_total ?? 0) - (before.tenant_connections_opened_total ?? 0)
+      return { ...result, opened }
     }
-    const baselineRun = async (): Promise<LoadResult> => await run(baseline.url, () => ({ path: weekPath, headers: {} }))
+    const baselineRun = async (): Promise<LoadResult & { opened: number | null }> => await run(baseline.url, () => ({ path: weekPath, headers: {} }))
 
     if (options.scenarios.has('A')) {
       say('\nA. Overhead: GET /api/lunch-weeks/:id, a week with five days')
@@ -187,27 +192,30 @@ async function main (): Promise<void> {
       const one = tokenFor(slugOf(prefix, 1))
       const fifty = Array.from({ length: Math.min(50, fleetSize) }, (_, i) => tokenFor(slugOf(prefix, i + 1)))
       let turn = 0
-      const runs: Record<string, LoadResult[]> = { baseline: [], one: [], fifty: [] }
+      const runs: Record<string, Array<LoadResult & { opened: number | null }>> = { baseline: [], one: [], fifty: [] }
       for (let round = 0; round < options.rounds; round++) {
         runs.baseline?.push(await baselineRun())
-        runs.one?.push(await run(service.url, () => ({ path: weekPath, headers: { authorization: `Bearer ${one}` } })))
-        runs.fifty?.push(await run(service.url, () => ({ path: weekPath, headers: { authorization: `Bearer ${fifty[turn++ % fifty.length] ?? one}` } })))
+        runs.one?.push(await run(service.url, () => ({ path: weekPath, headers: { authorization: `Bearer ${one}` } }), true))
+        runs.fifty?.push(await run(service.url, () => ({ path: weekPath, headers: { authorization: `Bearer ${fifty[turn++ % fifty.length] ?? one}` } }), true))
       }
       const summary = Object.fromEntries(Object.entries(runs).map(([name, list]) => [name, {
         rps: median(list.map((r) => r.rps)),
         p50: median(list.map((r) => r.p50)),
         p99: median(list.map((r) => r.p99)),
-        errors: list.reduce((sum, r) => sum + r.errors + r.non2xx, 0)
-      }])) as Record<string, { rps: number, p50: number, p99: number, errors: number }>
+        errors: list.reduce((sum, r) => sum + r.errors + r.non2xx, 0),
+        opened: list[0]?.opened === null ? null : list.reduce((sum, r) => sum + (r.opened ?? 0), 0)
+      }])) as Record<string, { rps: number, p50: number, p99: number, errors: number, opened: number | null }>
       const base = summary.baseline?.rps ?? 1
       const rows = [
         ['1. baseline: one pool, no JWT, no catalog', summary.baseline, '-'],
         ['2. service, 1 school, JWT on every request', summary.one, '>= 0.95'],
         [`3. service, ${fifty.length} schools, tokens spread`, summary.fifty, '>= 0.90']
       ] as const
-      say(formatTable(['case', 'req/s', 'p50 ms', 'p99 ms', 'ratio', 'target', 'errors'], rows.map(([name, r, target]) => [
-        name, fmt(r?.rps ?? 0), String(r?.p50 ?? '-'), String(r?.p99 ?? '-'), ((r?.rps ?? 0) / base).toFixed(2), target, String(r?.errors ?? 0)
+      say(formatTable(['case', 'req/s', 'p50 ms', 'p99 ms', 'ratio', 'target', 'errors', 'new conns'], rows.map(([name, r, target]) => [
+        name, fmt(r?.rps ?? 0), String(r?.p50 ?? '-'), String(r?.p99 ?? '-'), ((r?.rps ?? 0) / base).toFixed(2), target, String(r?.errors ?? 0),
+        r?.opened === null || r?.opened === undefined ? '-' : String(r.opened)
       ])))
+      say('new conns: connections the service opened to school databases while measured, all rounds.')
       results.A = { summary, runs, ratioOne: (summary.one?.rps ?? 0) / base, ratioFifty: (summary.fifty?.rps ?? 0) / base }
       await service.stop()
     }
@@ -228,6 +236,9 @@ async function main (): Promise<void> {
       const peak = await sampler.stop()
       const after = await metrics(service.url)
       const evictions = (after.tenant_pool_evictions_total ?? 0) - (before.tenant_pool_evictions_total ?? 0)
+      const opened = (after.tenant_connections_opened_total ?? 0) - (before.tenant_connections_opened_total ?? 0)
+      const lookups = (after.tenant_pool_hits_total ?? 0) + (after.tenant_pool_misses_total ?? 0) - (before.tenant_pool_hits_total ?? 0) - (before.tenant_pool_misses_total ?? 0)
+      const missRate = lookups === 0 ? 0 : ((after.tenant_pool_misses_total ?? 0) - (before.tenant_pool_misses_total ?? 0)) / lookups
       const budget = BUDGET.poolsMax * BUDGET.poolSize
       say(formatTable(['measure', 'value', 'target'], [
         ['req/s (baseline in the same run)', `${fmt(result.rps)} (${fmt(base.rps)})`, ''],
@@ -235,9 +246,11 @@ async function main (): Promise<void> {
         ['p50 / p99 ms', `${result.p50} / ${result.p99}`, ''],
         ['peak connections to school databases', String(peak), `<= ${budget}`],
         ['pool evictions per second', fmt(evictions / seconds, 1), ''],
+        ['requests that had to open a pool', `${(missRate * 100).toFixed(1)} %`, ''],
+        ['new connections per second', fmt(opened / seconds, 1), ''],
         ['errors (incl. non-2xx)', String(result.errors + result.non2xx), '0']
       ]))
-      results.B = { result, baseline: base, ratio: result.rps / base.rps, peakConnections: peak, budget, evictionsPerSecond: evictions / seconds }
+      results.B = { result, baseline: base, ratio: result.rps / base.rps, peakConnections: peak, budget, evictionsPerSecond: evictions / seconds, missRate, connectionsOpenedPerSecond: opened / seconds }
       await service.stop()
     }
 
@@ -246,20 +259,22 @@ async function main (): Promise<void> {
       const service = await startServer('service', envFor(mainCatalog, { TENANT_POOLS_MAX: String(BUDGET.poolsMax), TENANT_POOL_SIZE: String(BUDGET.poolSize) }))
       servers.push(service)
       const points: GrowthPoint[] = []
+      const openedPerSecond: number[] = []
       const sizes = [1, 10, 100, 1000].filter((n) => n <= fleetSize)
       if (!sizes.includes(fleetSize) && fleetSize < 1000) sizes.push(fleetSize)
       for (const active of sizes) {
         let turn = 0
-        const result = await run(service.url, () => ({ path: weekPath, headers: { authorization: `Bearer ${tokenFor(slugOf(prefix, (turn++ % active) + 1))}` } }))
+        const result = await run(service.url, () => ({ path: weekPath, headers: { authorization: `Bearer ${tokenFor(slugOf(prefix, (turn++ % active) + 1))}` } }), true)
         points.push({ schools: active, rps: Math.round(result.rps), p99: result.p99 })
+        openedPerSecond.push((result.opened ?? 0) / options.duration)
       }
-      say(formatTable(['active schools', 'req/s', 'p99 ms', 'vs 1 school'], points.map((p) => [
-        String(p.schools), fmt(p.rps), String(p.p99), ((p.rps / (points[0]?.rps ?? 1))).toFixed(2)
+      say(formatTable(['active schools', 'req/s', 'p99 ms', 'vs 1 school', 'new conns/s'], points.map((p, i) => [
+        String(p.schools), fmt(p.rps), String(p.p99), ((p.rps / (points[0]?.rps ?? 1))).toFixed(2), fmt(openedPerSecond[i] ?? 0, 1)
       ])))
       fs.mkdirSync(RESULTS_DIR, { recursive: true })
       const caption = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${new Date().toISOString().slice(0, 10)}; pools ${BUDGET.poolsMax} x ${BUDGET.poolSize}; round-robin over the active schools`
       fs.writeFileSync(path.join(RESULTS_DIR, 'growth.svg'), growthChart(points, caption))
-      results.E = { points }
+      results.E = { points, openedPerSecond }
       await service.stop()
     }
 

@@ -14,6 +14,7 @@ export default fp(async (app) => {
     metric('tenant_connections_in_use', 'gauge', 'Connections to school databases serving a query.', pools.connectionsInUse)
     metric('tenant_connections_idle', 'gauge', 'Open idle connections to school databases.', pools.connectionsIdle)
     metric('tenant_connections_pending', 'gauge', 'Connections to school databases being opened.', pools.connectionsPending)
+    metric('tenant_connections_opened_total', 'counter', 'Connections opened to school databases (each a new PostgreSQL backend).', pools.connectionsOpened)
     metric('tenant_pool_hits_total', 'counter', 'Requests that found their school\'s pool open.', pools.hits)
     metric('tenant_pool_misses_total', 'counter', 'Requests that had to open their school\'s pool.', pools.misses)
     metric('tenant_pool_evictions_total', 'counter', 'Pools closed to make room for another school.', pools.evictions)

@@ -23,6 +23,8 @@ export interface TenantPoolStats {
   connectionsInUse: number
   connectionsIdle: number
   connectionsPending: number
+  /** Connections opened since start: each one is a new PostgreSQL backend. */
+  connectionsOpened: number
   hits: number
   misses: number
   evictions: number
@@ -96,6 +98,7 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
   let hits = 0
   let misses = 0
   let evictions = 0
+  let connectionsOpened = 0
   let closed = false
 
   const onServer = (pools: Iterable<Pool | undefined>, server: string): Pool[] =>
@@ -175,6 +178,8 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
     await reserveSlot(target.server)
     try {
       const knex = options.createKnex(target)
+      const tarn = knex.client.pool as { on?: (event: string, listener: () => void) => void } | undefined
+      tarn?.on?.('createSuccess', () => { connectionsOpened++ })
       try {
         await options.prepare?.(knex)
       } catch (error) {
@@ -232,7 +237,7 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
         connectionsIdle += tarn?.numFree() ?? 0
         connectionsPending += tarn?.numPendingCreates() ?? 0
       }
-      return { open: live.size, retiring: retiring.size, connectionsInUse, connectionsIdle, connectionsPending, hits, misses, evictions }
+      return { open: live.size, retiring: retiring.size, connectionsInUse, connectionsIdle, connectionsPending, connectionsOpened, hits, misses, evictions }
     },
 
     async close () {

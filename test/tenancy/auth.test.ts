@@ -443,6 +443,7 @@ t.test('GET /metrics reports pools and the catalog cache, and the numbers move',
   const afterFirst = await metrics()
   t.equal(metricValue(afterFirst, 'tenant_pools_open'), 1, 'one pool open')
   t.equal(metricValue(afterFirst, 'tenant_pool_misses_total'), metricValue(before, 'tenant_pool_misses_total') + 1, 'first request opened the pool')
+  t.equal(metricValue(afterFirst, 'tenant_connections_opened_total'), metricValue(before, 'tenant_connections_opened_total') + 1, 'and one connection')
   t.equal(metricValue(afterFirst, 'catalog_cache_misses_total'), metricValue(before, 'catalog_cache_misses_total') + 1, 'first lookup asked the catalog')
 
   t.equal((await get('alpha')).statusCode, 200)
@@ -451,6 +452,7 @@ t.test('GET /metrics reports pools and the catalog cache, and the numbers move',
   t.equal(metricValue(afterHits, 'tenant_pool_hits_total'), metricValue(afterFirst, 'tenant_pool_hits_total') + 2, 'pool hits increase')
   t.equal(metricValue(afterHits, 'catalog_cache_hits_total'), metricValue(afterFirst, 'catalog_cache_hits_total') + 2, 'cache hits increase')
   t.equal(metricValue(afterHits, 'catalog_cache_misses_total'), metricValue(afterFirst, 'catalog_cache_misses_total'), 'no more catalog queries')
+  t.equal(metricValue(afterHits, 'tenant_connections_opened_total'), metricValue(afterFirst, 'tenant_connections_opened_total'), 'hits reuse the connection')
 
   t.equal((await get('beta')).statusCode, 200)
   const afterBeta = await metrics()

@@ -41,9 +41,29 @@ t.test('concurrent first requests for one school create exactly one pool', async
   t.match(pools.stats(), { open: 1, misses: 1, hits: 0 })
   const results = await Promise.all(leases.map(async (l) => (await l.db.raw('SELECT 1 AS one')).rows[0].one))
   t.same(new Set(results), new Set([1]))
+  t.ok(pools.stats().connectionsOpened >= 1 && pools.stats().connectionsOpened <= 2, 'one pool opened at most its two connections')
   for (const l of leases) l.release()
   await pools.acquire(target(dbs, 'a')).then((l) => l.release())
   t.match(pools.stats(), { open: 1, misses: 1, hits: 1 }, 'the next request is a hit')
+})
+
+t.test('connectionsOpened counts every new backend, across pools', async (t) => {
+  const dbs = await testDatabases(t, 'poolopened')
+  await createDatabases(dbs, ['a', 'b'])
+  const pools = poolsFor(dbs, 2, 2)
+  t.teardown(async () => { await pools.close() })
+  t.equal(pools.stats().connectionsOpened, 0)
+  for (const slug of ['a', 'b', 'a']) {
+    const lease = await pools.acquire(target(dbs, slug))
+    await lease.db.raw('SELECT 1')
+    lease.release()
+  }
+  t.equal(pools.stats().connectionsOpened, 2, 'one per pool: the third request reused a connection')
+  const lease = await pools.acquire(target(dbs, 'a'))
+  // Two queries at once on one pool need its second connection.
+  await Promise.all([lease.db.raw('SELECT pg_sleep(0.1)'), lease.db.raw('SELECT pg_sleep(0.1)')])
+  lease.release()
+  t.equal(pools.stats().connectionsOpened, 3)
 })
 
 t.test('an evicted pool serves its in-flight request to the end, then closes', async (t) => {
