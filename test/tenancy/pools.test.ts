@@ -47,6 +47,37 @@ t.test('concurrent first requests for one school create exactly one pool', async
   t.match(pools.stats(), { open: 1, misses: 1, hits: 1 }, 'the next request is a hit')
 })
 
+t.test('a newcomer replaces the least used idle pool, not the least recent; counts age', async (t) => {
+  const dbs = await testDatabases(t, 'poollfu')
+  await createDatabases(dbs, ['hot', 'cold', 'n1', 'n2', 'n3'])
+  const pools = createTenantPools({
+    maxPools: 2,
+    agingPeriod: 8,
+    createKnex: (target) => createKnex(target.url, { max: 1, applicationName: APP_NAME })
+  })
+  t.teardown(async () => { await pools.close() })
+  const use = async (slug: string): Promise<boolean> => {
+    const before = pools.stats().misses
+    const lease = await pools.acquire(target(dbs, slug))
+    await lease.db.raw('SELECT 1')
+    lease.release()
+    return pools.stats().misses > before
+  }
+  for (let i = 0; i < 6; i++) await use('hot')
+  await use('cold')
+  // `hot` is now the least recent of the two, but by far the more used.
+  t.equal(await use('n1'), true, 'a newcomer opens a pool')
+  t.equal(await use('hot'), false, 'hot kept its pool')
+  t.equal(await use('cold'), true, 'cold, used once, was the one closed')
+
+  // Newcomers that each come once replace one another, while `hot`, idle
+  // from now on, loses half its count every 8 acquires and then its place.
+  let newcomerMisses = 0
+  for (let i = 0; i < 40; i++) if (await use(['n2', 'n3', 'n1'][i % 3] ?? 'n1')) newcomerMisses++
+  t.equal(newcomerMisses, 40, 'each newcomer had to open a pool: they replaced one another or hot')
+  t.equal(await use('hot'), true, 'quiet for 40 acquires, hot lost its pool')
+})
+
 t.test('connectionsOpened counts every new backend, across pools', async (t) => {
   const dbs = await testDatabases(t, 'poolopened')
   await createDatabases(dbs, ['a', 'b'])
