@@ -46,6 +46,12 @@ t.test('the last holder out stops the server; until then others keep it', async 
   t.equal(second.started, false, 'the second attaches to the running server')
   t.equal(second.url, first.url)
 
+  const client = new pg.Client(first.url)
+  await client.connect()
+  const naptime = await client.query("SELECT setting FROM pg_settings WHERE name = 'autovacuum_naptime'")
+  await client.end()
+  t.equal(naptime.rows[0]?.setting, '600', 'autovacuum visits each database every 10 min, not every minute')
+
   first.release()
   t.equal(await answers(second.url), true, 'still up while the second holds it')
   second.release()
