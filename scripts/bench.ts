@@ -35,7 +35,7 @@ const USAGE = `Usage: npm run bench -- [options]
 
   --scenarios A,B,C,D,E   which to run (default all)
   --schools N             schools for B, C and E (default 1000)
-  --duration S            seconds per load run (default 10)
+  --duration S            seconds per load run (default 8)
   --connections N         concurrent HTTP connections (default 10)
   --rounds N              A: rounds of the three cases, interleaved (default 3)
   --prefix P              name prefix of the bench's databases (default bench)
@@ -91,7 +91,7 @@ function parseOptions (): Options {
   return {
     scenarios,
     schools: number('schools', values.schools, quick ? 20 : 1000, 10, 5000),
-    duration: number('duration', values.duration, quick ? 2 : 10, 1, 600),
+    duration: number('duration', values.duration, quick ? 2 : 8, 1, 600),
     connections: number('connections', values.connections, 10, 1, 500),
     rounds: number('rounds', values.rounds, quick ? 1 : 3, 1, 10),
     prefix: values.prefix ?? 'bench',
@@ -105,6 +105,12 @@ function fail (message: string): never {
 }
 
 const say = (line: string): void => { process.stdout.write(`${line}\n`) }
+const benchStarted = Date.now()
+/** [m:ss] since the bench started, so a reader sees where the time goes. */
+const elapsed = (): string => {
+  const seconds = Math.round((Date.now() - benchStarted) / 1000)
+  return `[${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}]`
+}
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 
@@ -162,10 +168,11 @@ async function main (): Promise<void> {
     const fleetSize = needsFleet ? options.schools : Math.min(50, options.schools)
 
     // The main fleet; its creation is scenario C's "N new schools, template".
-    say(`Preparing ${fleetSize} schools…`)
+    say(`${elapsed()} Preparing ${fleetSize} schools…`)
     await catalogWithSchools(mainCatalog, prefix, fleetSize)
     const created = await runMigrate(envFor(mainCatalog))
     if (created.code !== 0) throw new Error(`migrate failed: ${created.summary}`)
+    say(`${elapsed()} Seeding a week of five days in each school…`)
     await seedWeeks(serverUrl, Array.from({ length: fleetSize }, (_, i) => databaseOf(prefix, i + 1)), 8)
 
     const baseline = await startServer('baseline', {
@@ -194,7 +201,7 @@ async function main (): Promise<void> {
     const baselineRun = async (): Promise<LoadResult & { opened: number | null }> => await run(baseline.url, () => ({ path: weekPath, headers: {} }))
 
     if (options.scenarios.has('A')) {
-      say('\nA. Overhead: GET /api/lunch-weeks/:id, a week with five days')
+      say(`\n${elapsed()} A. Overhead: GET /api/lunch-weeks/:id, a week with five days`)
       const service = await startServer('service', envFor(mainCatalog))
       servers.push(service)
       const one = tokenFor(slugOf(prefix, 1))
@@ -229,7 +236,7 @@ async function main (): Promise<void> {
     }
 
     if (options.scenarios.has('B')) {
-      say(`\nB. Scale: ${fleetSize} schools, Zipf traffic, TENANT_POOLS_MAX=${BUDGET.poolsMax} TENANT_POOL_SIZE=${BUDGET.poolSize}`)
+      say(`\n${elapsed()} B. Scale: ${fleetSize} schools, Zipf traffic, TENANT_POOLS_MAX=${BUDGET.poolsMax} TENANT_POOL_SIZE=${BUDGET.poolSize}`)
       const service = await startServer('service', envFor(mainCatalog, { TENANT_POOLS_MAX: String(BUDGET.poolsMax), TENANT_POOL_SIZE: String(BUDGET.poolSize) }))
       servers.push(service)
       const base = await baselineRun()
@@ -267,7 +274,7 @@ async function main (): Promise<void> {
     }
 
     if (options.scenarios.has('E')) {
-      say('\nE. Growth: req/s and p99 as active schools grow, same connection budget')
+      say(`\n${elapsed()} E. Growth: req/s and p99 as active schools grow, same connection budget`)
       const service = await startServer('service', envFor(mainCatalog, { TENANT_POOLS_MAX: String(BUDGET.poolsMax), TENANT_POOL_SIZE: String(BUDGET.poolSize) }))
       servers.push(service)
       const points: GrowthPoint[] = []
@@ -291,7 +298,7 @@ async function main (): Promise<void> {
     }
 
     if (options.scenarios.has('C')) {
-      say('\nC. Migrate: creating and migrating new schools (npm run migrate, timed end to end)')
+      say(`\n${elapsed()} C. Migrate: creating and migrating new schools (npm run migrate, timed end to end)`)
       const small = Math.min(100, fleetSize)
       const rows: string[][] = []
       const record = (what: string, count: number, r: { seconds: number, code: number | null }, target = ''): void => {
@@ -318,7 +325,7 @@ async function main (): Promise<void> {
     }
 
     if (options.scenarios.has('D')) {
-      say('\nD. Onboarding: INSERT into the catalog → npm run migrate --school → first successful request')
+      say(`\n${elapsed()} D. Onboarding: INSERT into the catalog → npm run migrate --school → first successful request`)
       const service = await startServer('service', envFor(mainCatalog))
       servers.push(service)
       const catalog = openCatalog(mainCatalog, 1)
@@ -361,7 +368,7 @@ async function main (): Promise<void> {
   fs.mkdirSync(RESULTS_DIR, { recursive: true })
   const file = path.join(RESULTS_DIR, options.quick ? 'quick.json' : 'latest.json')
   fs.writeFileSync(file, JSON.stringify(results, null, 2))
-  say(`\nRaw results: ${path.relative(projectRoot, file)}`)
+  say(`\n${elapsed()} Raw results: ${path.relative(projectRoot, file)}`)
 }
 
 /** Current values of /metrics, by name. */
