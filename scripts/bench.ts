@@ -190,15 +190,17 @@ async function main (): Promise<void> {
       // Between rounds idle connections close (after 10 s, by design), and
       // reopening 50 of them can outlast 2 s of warm-up on a slow machine.
       // With `settle`, warm up on until a second of load opens no connection (at most 20 s).
-      for (let extra = 0; service && settle && extra < 20; extra++) {
-        const opened = (await metrics(url)).tenant_connections_opened_total ?? 0
+      const openedSoFar = async (): Promise<number> => (await metrics(url)).tenant_connections_opened_total ?? 0
+      let before = service ? await openedSoFar() : null
+      for (let extra = 0; before !== null && settle && extra < 20; extra++) {
         await load({ url, connections: options.connections, durationSeconds: 1, next })
-        if (((await metrics(url)).tenant_connections_opened_total ?? 0) === opened) break
+        const now = await openedSoFar()
+        const settled = now === before
+        before = now
+        if (settled) break
       }
-      const before = service ? await metrics(url) : null
       const result = await load({ url, connections: options.connections, durationSeconds: options.duration, next })
-      const opened = before === null ? null : ((await metrics(url)).tenant_connections_opened_total ?? 0) - (before.tenant_connections_opened_total ?? 0)
-      return { ...result, opened }
+      return { ...result, opened: before === null ? null : await openedSoFar() - before }
     }
     const baselineRun = async (): Promise<LoadResult & { opened: number | null }> => await run(baseline.url, () => ({ path: weekPath, headers: {} }))
 

@@ -14,10 +14,11 @@ export function helmetHeaders (options: HelmetOptions): Record<string, string> {
     setHeader: (name: string, value: unknown) => { headers[name.toLowerCase()] = String(value) },
     removeHeader: (name: string) => { delete headers[name.toLowerCase()] }
   }
-  let outcome: { error?: unknown } | null = null
-  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, (error?: unknown) => { outcome = { error } })
-  if (outcome === null) throw new Error('helmet did not finish synchronously; its headers cannot be computed once')
-  if ((outcome as { error?: unknown }).error !== undefined) throw (outcome as { error: unknown }).error
+  let finished = false
+  let failure: unknown
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, (error?: unknown) => { finished = true; failure = error })
+  if (!finished) throw new Error('helmet did not finish synchronously; its headers cannot be computed once')
+  if (failure !== undefined) throw failure
   return headers
 }
 
