@@ -54,6 +54,12 @@ export const catalogMigrations = new DirectoryMigrationSource(path.join(database
  */
 const LOCK_KEY = [7_311_001, 1] as const
 
+/**
+ * The same lock for one transaction, as a statement to put first in a batch.
+ * Session and transaction advisory locks on one key exclude each other.
+ */
+export const MIGRATION_XACT_LOCK_SQL = `SELECT pg_advisory_xact_lock(${LOCK_KEY[0]}, ${LOCK_KEY[1]})`
+
 export async function migrateToLatest (db: Knex, source: DirectoryMigrationSource): Promise<string[]> {
   return await withMigrationLock(db, async () => await runMigrations(db, source))
 }

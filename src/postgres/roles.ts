@@ -58,18 +58,30 @@ const VERIFIER_PATTERN = /^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[
 
 export type RoleOutcome = 'created' | 'existed' | 'updated'
 
+function checkedVerifier (password: string): string {
+  const verifier = scramVerifier(password)
+  // DDL takes no bind parameters; the verifier is base64 and $ : only.
+  if (!VERIFIER_PATTERN.test(verifier)) throw new Error('unexpected SCRAM verifier format')
+  return verifier
+}
+
+const ROLE_ATTRIBUTES = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS'
+
+/** CREATE ROLE for a school: it may log in and nothing else. */
+export function createRoleSql (role: string, password: string, verifier = checkedVerifier(password)): string {
+  return `CREATE ROLE ${quoteIdentifier(role)} ${ROLE_ATTRIBUTES} PASSWORD '${verifier}'`
+}
+
 /**
  * Creates the role, or sets its password when `setPassword` (its secret
  * changed). Role attributes allow logging in and nothing else.
  */
 export async function ensureSchoolRole (db: Knex, role: string, password: string, setPassword: boolean): Promise<RoleOutcome> {
-  const verifier = scramVerifier(password)
-  // DDL takes no bind parameters; the verifier is base64 and $ : only.
-  if (!VERIFIER_PATTERN.test(verifier)) throw new Error('unexpected SCRAM verifier format')
+  const verifier = checkedVerifier(password)
   const exists = (await db.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_roles WHERE rolname = ?', [role])).rows.length > 0
   if (!exists) {
     try {
-      await db.raw(`CREATE ROLE ${quoteIdentifier(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION PASSWORD '${verifier}'`)
+      await db.raw(createRoleSql(role, password, verifier))
       return 'created'
     } catch (error) {
       // Created by a concurrent run of another migrate; set the password below.
@@ -79,7 +91,8 @@ export async function ensureSchoolRole (db: Knex, role: string, password: string
   } else if (!setPassword) {
     return 'existed'
   }
-  await db.raw(`ALTER ROLE ${quoteIdentifier(role)} PASSWORD '${verifier}'`)
+  // The attributes too: a role found in place (say, made by hand) may lack LOGIN or have more than it should.
+  await db.raw(`ALTER ROLE ${quoteIdentifier(role)} ${ROLE_ATTRIBUTES} PASSWORD '${verifier}'`)
   return 'updated'
 }
 
@@ -90,9 +103,15 @@ export async function ensureSchoolRole (db: Knex, role: string, password: string
  * object fail with "tuple concurrently updated".
  */
 export async function restrictDatabase (db: Knex, databaseName: string, role: string): Promise<void> {
+  for (const statement of restrictDatabaseSql(databaseName, role)) await db.raw(statement)
+}
+
+export function restrictDatabaseSql (databaseName: string, role: string): string[] {
   const database = quoteIdentifier(databaseName)
-  await db.raw(`REVOKE CONNECT, TEMPORARY ON DATABASE ${database} FROM PUBLIC`)
-  await db.raw(`GRANT CONNECT ON DATABASE ${database} TO ${quoteIdentifier(role)}`)
+  return [
+    `REVOKE CONNECT, TEMPORARY ON DATABASE ${database} FROM PUBLIC`,
+    `GRANT CONNECT ON DATABASE ${database} TO ${quoteIdentifier(role)}`
+  ]
 }
 
 /**
@@ -100,13 +119,19 @@ export async function restrictDatabase (db: Knex, databaseName: string, role: st
  * read-only on knex's own bookkeeping. No DDL: the role owns nothing.
  */
 export async function grantTableAccess (db: Knex, role: string): Promise<void> {
+  for (const statement of tableAccessSql(role)) await db.raw(statement)
+}
+
+export function tableAccessSql (role: string): string[] {
   const grantee = quoteIdentifier(role)
-  await db.raw(`GRANT USAGE ON SCHEMA public TO ${grantee}`)
-  await db.raw(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${grantee}`)
-  await db.raw(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${grantee}`)
-  await db.raw(`REVOKE INSERT, UPDATE, DELETE ON knex_migrations, knex_migrations_lock FROM ${grantee}`)
-  await db.raw(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${grantee}`)
-  await db.raw(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${grantee}`)
+  return [
+    `GRANT USAGE ON SCHEMA public TO ${grantee}`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${grantee}`,
+    `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${grantee}`,
+    `REVOKE INSERT, UPDATE, DELETE ON knex_migrations, knex_migrations_lock FROM ${grantee}`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${grantee}`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${grantee}`
+  ]
 }
 
 /** The URL a school's pool logs in with: its role on its database. */

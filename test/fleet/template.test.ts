@@ -8,11 +8,11 @@ import pg from 'pg'
 import type { Knex } from 'knex'
 import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
 import { DEVELOPMENT_ROLE_SECRET, projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
-import { hasFailures, migrateSchools, TEMPLATE_DATABASE } from '../../src/fleet/migrate-schools.js'
+import { hasFailures, migrateSchools, provisionClone, TEMPLATE_DATABASE } from '../../src/fleet/migrate-schools.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { appMigrations } from '../../src/postgres/migrations.js'
-import { schoolRoleName, schoolRoleUrl } from '../../src/postgres/roles.js'
+import { schoolRoleName, schoolRolePassword, schoolRoleUrl } from '../../src/postgres/roles.js'
 import type { Topology } from '../../src/postgres/topology.js'
 
 const cluster: EmbeddedPostgresConfig = {
@@ -150,6 +150,46 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
     .select('s.slug', 'm.migration', 'm.last_error').orderBy('s.slug'))
   t.same(status, ['elm', 'oak', 'pine'].map((slug) => ({ slug, migration: latest, last_error: null })),
     'a clone is recorded at the latest migration')
+})
+
+async function roleExists (role: string): Promise<boolean> {
+  return (await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_roles WHERE rolname = ?', [role])).rows.length > 0
+}
+
+t.test('the one-batch setup of a clone applies all or nothing', async (t) => {
+  const database = 'tpl_batch'
+  const role = schoolRoleName(database)
+  await admin.raw(`CREATE DATABASE ${database} TEMPLATE "${TEMPLATE_DATABASE}"`)
+  const provision = async (expected: string): Promise<boolean> => await withDb(databaseUrl(serverUrl, database), async (db) =>
+    await provisionClone(db, database, role, schoolRolePassword(DEVELOPMENT_ROLE_SECRET, role), expected))
+
+  t.equal(await provision('29991231_not_this_one'), false, 'a clone at another migration than expected is refused')
+  t.equal(await roleExists(role), false, 'no role was created')
+  t.equal(await publicMayConnect(database), true, 'nor was the database restricted')
+
+  await admin.raw(`CREATE ROLE ${role}`)
+  t.equal(await provision(latest ?? ''), false, 'a role that exists already stops the batch')
+  t.equal(await publicMayConnect(database), true, 'again with nothing of it applied')
+  await admin.raw(`DROP ROLE ${role}`)
+
+  t.equal(await provision(latest ?? ''), true, 'as expected: applied')
+  t.equal(await publicMayConnect(database), false, 'PUBLIC lost CONNECT')
+  t.equal(await tryLogin(database, database), 'connected', 'the role logs in')
+  const rows = await withDb(schoolRoleUrl(serverUrl, database, DEVELOPMENT_ROLE_SECRET), async (db) => await db('lunch_week').count('* as n'))
+  t.same(rows, [{ n: '0' }], 'and reads the lunch tables')
+})
+
+t.test('a new school whose role already exists is cloned, then finished by the general path', async (t) => {
+  const role = schoolRoleName('tpl_pre')
+  await admin.raw(`CREATE ROLE ${role} NOLOGIN CREATEDB`)
+  await addSchools(['pre'])
+  const report = await migrateSchools(topology, { concurrency: 2, only: ['pre'] })
+  t.same(report.schools.map((s) => [s.slug, s.database, s.role, s.migrations, s.error]), [['pre', 'cloned', 'updated', [], null]],
+    'cloned, and the existing role given the password')
+  t.equal(await publicMayConnect('tpl_pre'), false)
+  t.equal(await tryLogin('tpl_pre', 'tpl_pre'), 'connected', 'its role logs in')
+  const flags = await admin.raw<{ rows: unknown[] }>('SELECT rolcanlogin, rolcreatedb FROM pg_roles WHERE rolname = ?', [role])
+  t.same(flags.rows, [{ rolcanlogin: true, rolcreatedb: false }], 'with the attributes of a school role, whatever it had before')
 })
 
 t.test('a template in use: the new school is created the plain way and migrated; the run does not fail', async (t) => {
