@@ -307,21 +307,18 @@ async function migrateSchool (school: SchoolWithStatus, context: SchoolContext):
       // knex warns which migration failed; that name goes into the outcome.
       log: { warn: (message: string) => { failedMigration = /migration file "(.+)" failed/.exec(message)?.[1] ?? failedMigration } }
     })
-    const password = schoolRolePassword(context.roleSecret, role)
-    if (outcome.database === 'cloned' && !server.roles.has(role) && context.latestMigration !== null &&
-      await provisionClone(db, school.databaseName, role, password, context.latestMigration)) {
-      outcome.role = 'created'
-      await context.schools.setRoleKeyId(school.id, context.keyId)
-      await context.schools.recordMigration(school.id, { migration: context.latestMigration })
-      return outcome
-    }
     if (context.dryRun) {
       outcome.role = server.roles.has(role) ? (school.roleKeyId === context.keyId ? 'existed' : 'updated') : 'missing'
       outcome.migrations = await pendingMigrations(db, appMigrations)
       return outcome
     }
     const schoolDb = db
-    const latest = await withMigrationLock(schoolDb, async () => {
+    const password = schoolRolePassword(context.roleSecret, role)
+    // A fresh clone of a ready template lacks only its role and grants.
+    const cloneReady = outcome.database === 'cloned' && !server.roles.has(role) && context.latestMigration !== null &&
+      await provisionClone(schoolDb, school.databaseName, role, password, context.latestMigration)
+    if (cloneReady) outcome.role = 'created'
+    const latest = cloneReady ? context.latestMigration : await withMigrationLock(schoolDb, async () => {
       outcome.role = await ensureSchoolRole(schoolDb, role, password, school.roleKeyId !== context.keyId)
       await restrictDatabase(schoolDb, school.databaseName, role)
       if (context.rollback) {

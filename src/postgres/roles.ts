@@ -67,9 +67,13 @@ function checkedVerifier (password: string): string {
 
 const ROLE_ATTRIBUTES = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS'
 
-/** CREATE ROLE for a school: it may log in and nothing else. */
-export function createRoleSql (role: string, password: string, verifier = checkedVerifier(password)): string {
-  return `CREATE ROLE ${quoteIdentifier(role)} ${ROLE_ATTRIBUTES} PASSWORD '${verifier}'`
+/** CREATE or ALTER a school's role: it may log in and nothing else. */
+function roleSql (verb: 'CREATE' | 'ALTER', role: string, verifier: string): string {
+  return `${verb} ROLE ${quoteIdentifier(role)} ${ROLE_ATTRIBUTES} PASSWORD '${verifier}'`
+}
+
+export function createRoleSql (role: string, password: string): string {
+  return roleSql('CREATE', role, checkedVerifier(password))
 }
 
 /**
@@ -81,7 +85,7 @@ export async function ensureSchoolRole (db: Knex, role: string, password: string
   const exists = (await db.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_roles WHERE rolname = ?', [role])).rows.length > 0
   if (!exists) {
     try {
-      await db.raw(createRoleSql(role, password, verifier))
+      await db.raw(roleSql('CREATE', role, verifier))
       return 'created'
     } catch (error) {
       // Created by a concurrent run of another migrate; set the password below.
@@ -92,7 +96,7 @@ export async function ensureSchoolRole (db: Knex, role: string, password: string
     return 'existed'
   }
   // The attributes too: a role found in place (say, made by hand) may lack LOGIN or have more than it should.
-  await db.raw(`ALTER ROLE ${quoteIdentifier(role)} ${ROLE_ATTRIBUTES} PASSWORD '${verifier}'`)
+  await db.raw(roleSql('ALTER', role, verifier))
   return 'updated'
 }
 
