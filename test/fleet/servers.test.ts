@@ -15,10 +15,11 @@ import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres
 import { schoolRoleName } from '../../src/postgres/roles.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 import { testServerUrl } from '../helpers/databases.js'
+import { clusterPort } from '../helpers/cluster.js'
 
 const east: EmbeddedPostgresConfig = {
   dataDir: path.resolve(projectRoot, '.data/test-fleet-servers'),
-  port: 15437,
+  port: clusterPort(4),
   password: 'postgres',
   maxConnections: 100,
   fsync: false

@@ -14,10 +14,11 @@ import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres
 import { appMigrations } from '../../src/postgres/migrations.js'
 import { schoolRoleName, schoolRolePassword, schoolRoleUrl } from '../../src/postgres/roles.js'
 import type { Topology } from '../../src/postgres/topology.js'
+import { clusterPort } from '../helpers/cluster.js'
 
 const cluster: EmbeddedPostgresConfig = {
   dataDir: path.resolve(projectRoot, '.data/test-fleet-template'),
-  port: 15436,
+  port: clusterPort(3),
   password: 'postgres',
   maxConnections: 100,
   fsync: false

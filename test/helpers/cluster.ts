@@ -12,10 +12,19 @@ export const testCluster: EmbeddedPostgresConfig = {
   // fixed port of the project sits below Linux's ephemeral range
   // (32768-60999), where a client socket could already hold it.
   dataDir: path.resolve(projectRoot, process.env.TEST_PG_DIR ?? '.data/test-postgres'),
-  port: Number(process.env.TEST_PG_PORT ?? 15433),
+  port: clusterPort(0),
   password: 'postgres',
   maxConnections: 300,
   fsync: false
+}
+
+/**
+ * The port of the suite's cluster (offset 0) or of a test file's own
+ * cluster (offsets 1 to 6), counted from TEST_PG_PORT, so two checkouts
+ * running their suites at once never meet on a port.
+ */
+export function clusterPort (offset: number): number {
+  return Number(process.env.TEST_PG_PORT ?? 15433) + offset
 }
 
 export const SUITE_HOLDER = 'test-suite'

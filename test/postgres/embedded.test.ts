@@ -5,11 +5,12 @@ import pg from 'pg'
 import { projectRoot } from '../../src/config.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { runScript } from '../helpers/run.js'
+import { clusterPort } from '../helpers/cluster.js'
 
 // A cluster of its own (folder and port), apart from the suite's.
 const cluster = {
   dataDir: path.join(projectRoot, '.data', 'test-embedded-sharing'),
-  port: 15434,
+  port: clusterPort(1),
   password: 'secret-for-test',
   maxConnections: 50,
   fsync: false

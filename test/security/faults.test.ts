@@ -18,6 +18,7 @@ import { quoteIdentifier } from '../../src/postgres/names.js'
 import { TEST_SECRET, testApp } from '../helpers/app.js'
 import { testDatabases, testServerUrl } from '../helpers/databases.js'
 import { startServerProcess } from '../helpers/run.js'
+import { clusterPort } from '../helpers/cluster.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -214,7 +215,7 @@ t.test('a school database dropped while serving: fast 503s for it alone, back af
 t.test("a school's server stops while serving: fast 503s for it alone, back when it starts", async (t) => {
   const second: EmbeddedPostgresConfig = {
     dataDir: path.resolve(projectRoot, '.data/test-faults-second'),
-    port: 15435,
+    port: clusterPort(2),
     password: 'postgres',
     maxConnections: 50,
     fsync: false
