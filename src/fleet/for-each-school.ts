@@ -1,9 +1,9 @@
 import type { Knex } from 'knex'
 import { schoolsRepository, type School } from '../catalog/schools.js'
 import { createKnex } from '../postgres/connection.js'
-import { assertSafeName, assertSchoolDatabaseName } from '../postgres/names.js'
 import { schoolRoleUrl } from '../postgres/roles.js'
 import { runConcurrently } from './concurrency.js'
+import { resolveSchoolServer } from './school-server.js'
 
 /**
  * knex prints connection failures to the console, stack and all; here they
@@ -97,13 +97,7 @@ export async function forEachSchool<T> (fleet: Fleet, fn: SchoolTask<T>, options
 async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>): Promise<SchoolResult<T>> {
   let db: Knex | null = null
   try {
-    // The catalog checks these too; no URL is built from a name it let slip.
-    assertSafeName(school.slug, 'School slug')
-    assertSchoolDatabaseName(school.databaseName)
-    const serverUrl = fleet.servers[school.server]
-    if (serverUrl === undefined) {
-      throw new Error(`server "${school.server}" is not configured (known: ${Object.keys(fleet.servers).join(', ')})`)
-    }
+    const serverUrl = resolveSchoolServer(school, fleet.servers)
     db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, fleet.roleSecret), {
       max: 1,
       applicationName: 'school-lunch:for-each',

@@ -2,10 +2,11 @@ import type { Knex } from 'knex'
 import { schoolsRepository, type School, type SchoolStatus } from '../catalog/schools.js'
 import { databaseExists } from '../postgres/admin.js'
 import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
-import { assertSafeName, assertSchoolDatabaseName, isSafeName, NAME_RULE, quoteIdentifier } from '../postgres/names.js'
+import { assertSchoolDatabaseName, isSafeName, NAME_RULE, quoteIdentifier } from '../postgres/names.js'
 import { schoolRoleName } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
 import { silentKnexLog } from './for-each-school.js'
+import { resolveSchoolServer, ServerNotConfigured } from './school-server.js'
 
 /*
  * Catalog changes an operator makes to one school: add, suspend, resume,
@@ -128,19 +129,18 @@ export interface DropPlan {
 /** What dropSchool would remove; refuses names that are not a school's and unconfigured servers. */
 export async function planDrop (catalog: Knex, where: Servers, slug: string): Promise<DropPlan> {
   const school = await findSchool(catalog, slug)
+  let serverUrl: string
   try {
-    // Checked again here: DROP statements are built from these names.
-    assertSafeName(school.slug, 'School slug')
-    assertSchoolDatabaseName(school.databaseName)
+    // DROP statements are built from these names.
+    serverUrl = resolveSchoolServer(school, where.servers)
   } catch (error) {
-    throw new SchoolAdminError((error as Error).message)
+    const message = error instanceof ServerNotConfigured
+      ? `School "${slug}" is on server "${school.server}", which is not configured (known: ${Object.keys(where.servers).join(', ')}); its database cannot be reached`
+      : (error as Error).message
+    throw new SchoolAdminError(message)
   }
   if (school.databaseName === databaseOf(where.catalogUrl)) {
     throw new SchoolAdminError(`Database "${school.databaseName}" is the catalog's; refusing to drop it`)
-  }
-  const serverUrl = where.servers[school.server]
-  if (serverUrl === undefined) {
-    throw new SchoolAdminError(`School "${slug}" is on server "${school.server}", which is not configured (known: ${Object.keys(where.servers).join(', ')}); its database cannot be reached`)
   }
   return { school, serverUrl, role: schoolRoleName(school.databaseName) }
 }
