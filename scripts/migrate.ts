@@ -12,7 +12,9 @@ import { hasFailures, isNoop, migrateSchools, type MigrateReport } from '../src/
 import { fleetStatus, formatFleetStatus } from '../src/fleet/fleet-status.js'
 import { formatTable } from '../src/fleet/table.js'
 import { openCatalog } from '../src/catalog/catalog.js'
+import { appMigrations } from '../src/postgres/migrations.js'
 import { resolveTopology } from '../src/postgres/topology.js'
+import { templateStates } from '../src/fleet/template.js'
 
 const USAGE = `Usage: npm run migrate -- [options]
 
@@ -104,12 +106,15 @@ function printReport (report: MigrateReport): void {
       s.slug,
       s.server,
       s.databaseName,
-      s.database === 'missing' ? 'would create' : s.database,
-      s.role === 'missing' ? 'would create' : s.role === 'updated' && report.dryRun ? 'new password' : s.role,
+      s.action === 'refuse' ? '-' : s.database === 'missing' ? 'would create' : s.database,
+      s.action === 'refuse' ? '-' : s.role === 'missing' ? 'would create' : s.role === 'updated' && report.dryRun ? 'new password' : s.role,
       s.error !== null ? '-' : s.migrations.length === 0 ? (report.rollback ? 'none' : 'up to date') : `${s.migrations.length} ${report.dryRun ? 'pending' : report.rollback ? 'rolled back' : 'applied'}`,
-      s.error === null ? 'ok' : `FAILED: ${s.error}`
+      s.error === null ? 'ok' : `FAILED: ${s.error}`,
+      // The dry run shows the plan a real run would carry out.
+      ...(report.dryRun ? [`${s.action}: ${s.reason}`] : [])
     ])
-    out.push('', formatTable(['school', 'server', 'database', 'database state', 'role', 'migrations', 'result'], rows))
+    const headings = ['school', 'server', 'database', 'database state', 'role', 'migrations', 'result', ...(report.dryRun ? ['plan'] : [])]
+    out.push('', formatTable(headings, rows))
   }
 
   for (const slug of report.unknownSlugs) out.push(`Unknown school: ${slug} (not in the catalog)`)
@@ -155,7 +160,8 @@ async function main (): Promise<void> {
       process.stderr.write(`Could not read the catalog: ${status.message}\n`)
       exit(1)
     }
-    process.stdout.write(`${status}\n`)
+    const templates = await templateStates(topology.servers, appMigrations)
+    process.stdout.write(`${status}\n\n${Object.entries(templates).map(([server, state]) => `Template on ${server}: ${state}`).join('\n')}\n`)
     exit(0)
   }
 

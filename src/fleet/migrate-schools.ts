@@ -3,24 +3,19 @@ import { inspectCatalog, openCatalog, prepareCatalog } from '../catalog/catalog.
 import { schoolsRepository, type SchoolWithStatus } from '../catalog/schools.js'
 import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
 import { createDatabase, freeConnections, listDatabases, type CreateStrategy } from '../postgres/admin.js'
-import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
+import { createKnex, databaseMessage, databaseOf, databaseUrl } from '../postgres/connection.js'
 import {
-  appMigrations, completedMigrations, MIGRATION_XACT_LOCK_SQL, pendingMigrations, runMigrations, withMigrationLock
+  appMigrations, completedMigrations, pendingMigrations, runMigrations, withMigrationLock, type DirectoryMigrationSource
 } from '../postgres/migrations.js'
-import { assertSafeName, assertSchoolDatabaseName, quoteIdentifier } from '../postgres/names.js'
 import {
-  createRoleSql, ensureSchoolRole, grantTableAccess, restrictDatabase, restrictDatabaseSql, roleKeyId, schoolRoleName,
-  schoolRolePassword, tableAccessSql, type RoleOutcome
+  ensureSchoolRole, grantTableAccess, restrictDatabase, roleKeyId, schoolRoleName, schoolRolePassword, type RoleOutcome
 } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
 import { runConcurrently } from './concurrency.js'
-
-/**
- * Each server keeps one template database at the latest app migration; new
- * school databases are cloned from it. Its name has a dot, which a school's
- * database name cannot, so no school can ever be given it.
- */
-export const TEMPLATE_DATABASE = 'tenant.template'
+import { planSchool, type PlanAction, type PlanContext, type SchoolPlan, type ServerView } from './migrate-plan.js'
+import {
+  describeTemplate, inspectTemplate, prepareTemplate, provisionClone, rollbackTemplate, TEMPLATE_DATABASE
+} from './template.js'
 
 export interface MigrateOptions {
   /** Schools migrated at once; clamped to what the servers have free. */
@@ -45,6 +40,8 @@ export interface MigrateOptions {
   roleSecret?: string
   /** CREATE DATABASE's STRATEGY, used on PostgreSQL 15 and later. */
   createStrategy?: CreateStrategy | null
+  /** The app migrations; the project's own unless a test brings others. */
+  migrations?: DirectoryMigrationSource
   onProgress?: (progress: { done: number, total: number, failed: number }) => void
 }
 
@@ -52,6 +49,9 @@ export interface SchoolOutcome {
   slug: string
   server: string
   databaseName: string
+  /** What the run decided for this school, and why. */
+  action: PlanAction
+  reason: string
   /** `cloned`: created from the template; `missing` only in a dry run. */
   database: 'created' | 'cloned' | 'existed' | 'missing'
   /** The school's login role; `missing` only in a dry run. */
@@ -66,7 +66,7 @@ export interface MigrateReport {
   rollback: boolean
   catalog: { created: boolean, missing: boolean, migrations: string[] }
   concurrency: { requested: number, used: number }
-  /** Per server: the template's state, or why it could not be used. */
+  /** Per server: what was done to its template, or why it could not be used. */
   templates: Record<string, string>
   schools: SchoolOutcome[]
   /** Slugs asked for with --school that the catalog does not hold. */
@@ -83,17 +83,38 @@ export function hasFailures (report: MigrateReport): boolean {
   return report.unknownSlugs.length > 0 || report.schools.some((s) => s.error !== null)
 }
 
+interface ServerHandle extends ServerView {
+  url: string
+  admin: Knex
+  databases: Set<string>
+  roles: Set<string>
+  free: number
+  /** Undefined on servers older than PostgreSQL 15, which lack the option. */
+  strategy: CreateStrategy | undefined
+}
+
+interface RunContext {
+  dryRun: boolean
+  source: DirectoryMigrationSource
+  roleSecret: string
+  keyId: string
+  schools: ReturnType<typeof schoolsRepository>
+  handles: Map<string, ServerHandle>
+  plan: PlanContext
+}
+
 /**
  * Brings the catalog, then every school database, to the latest migration.
- * Each school is created (cloned from its server's template when it can be),
- * given its role and migrated on its own; a failure is recorded in its
- * outcome and in the catalog, and never stops the others.
+ * Each school gets a plan (migrate-plan.ts), then one handler carries it
+ * out; a failure is recorded in its outcome and in the catalog, and never
+ * stops the others.
  */
 export async function migrateSchools (topology: Topology, options: MigrateOptions): Promise<MigrateReport> {
   const dryRun = options.dryRun === true
+  const rollback = options.rollback === true
   const report: MigrateReport = {
     dryRun,
-    rollback: options.rollback === true,
+    rollback,
     catalog: { created: false, missing: false, migrations: [] },
     concurrency: { requested: options.concurrency, used: options.concurrency },
     templates: {},
@@ -111,78 +132,62 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
   }
 
   const roleSecret = options.roleSecret ?? DEVELOPMENT_ROLE_SECRET
+  const source = options.migrations ?? appMigrations
   const catalog = openCatalog(topology.catalogUrl, 2)
-  const context: SchoolContext = {
-    topology,
+  const handles = new Map<string, ServerHandle>()
+  const run: RunContext = {
     dryRun,
-    rollback: options.rollback === true,
-    catalogDatabase: databaseOf(topology.catalogUrl),
+    source,
     roleSecret,
     keyId: roleKeyId(roleSecret),
-    latestMigration: (await appMigrations.names()).at(-1) ?? null,
-    verify: options.verify === true,
     schools: schoolsRepository(catalog),
-    servers: new Map()
+    handles,
+    plan: {
+      servers: topology.servers,
+      views: handles,
+      catalogDatabase: databaseOf(topology.catalogUrl),
+      latestMigration: (await source.names()).at(-1) ?? null,
+      keyId: roleKeyId(roleSecret),
+      rollback,
+      verify: options.verify === true
+    }
   }
   try {
-    let only = options.only
-    if (options.failedOnly === true) {
-      const failed = await context.schools.failedSlugs()
-      only = only === undefined ? failed : only.filter((slug) => failed.includes(slug))
-    }
-    const schools = await context.schools.listWithStatus(only === undefined ? {} : { slugs: only })
+    const schools = await selectSchools(run, options)
     report.unknownSlugs = (options.only ?? []).filter((slug) => !schools.some((s) => s.slug === slug))
     for (const name of new Set(schools.map((s) => s.server))) {
       const url = topology.servers[name]
       if (url === undefined) continue
       const server = await openServer(url, options.concurrency, options.createStrategy ?? null)
-      context.servers.set(name, server)
-      if (options.useTemplate !== false && !dryRun && !context.rollback) {
-        report.templates[name] = await prepareTemplate(server)
-      }
+      handles.set(name, server)
+      if (options.useTemplate !== false && !rollback) report.templates[name] = await readyTemplate(server, run)
     }
-    report.concurrency.used = Math.max(1, Math.min(options.concurrency,
-      ...[...context.servers.values()].map((s) => Math.floor(s.free / 2))))
+    report.concurrency.used = Math.max(1, Math.min(options.concurrency, ...[...handles.values()].map((s) => Math.floor(s.free / 2))))
 
     let done = 0
     let failed = 0
     report.schools = await runConcurrently(schools, report.concurrency.used, async (school) => {
-      const outcome = await migrateSchool(school, context)
+      const outcome = await migrateSchool(school, run)
       done++
       if (outcome.error !== null) failed++
       options.onProgress?.({ done, total: schools.length, failed })
       return outcome
     })
+    if (rollback && !dryRun) await rollbackTemplates(run, report)
   } finally {
-    await Promise.all([...context.servers.values()].map(async (s) => await s.admin.destroy()))
+    await Promise.all([...handles.values()].map(async (s) => await s.admin.destroy()))
     await catalog.destroy()
   }
   return report
 }
 
-interface SchoolContext {
-  topology: Topology
-  dryRun: boolean
-  rollback: boolean
-  catalogDatabase: string
-  roleSecret: string
-  keyId: string
-  latestMigration: string | null
-  verify: boolean
-  schools: ReturnType<typeof schoolsRepository>
-  servers: Map<string, ServerHandle>
-}
-
-interface ServerHandle {
-  url: string
-  admin: Knex
-  databases: Set<string>
-  roles: Set<string>
-  free: number
-  /** True once the template is known to be at the latest migration. */
-  templateReady: boolean
-  /** Undefined on servers older than PostgreSQL 15, which lack the option. */
-  strategy: CreateStrategy | undefined
+async function selectSchools (run: RunContext, options: MigrateOptions): Promise<SchoolWithStatus[]> {
+  let only = options.only
+  if (options.failedOnly === true) {
+    const failed = await run.schools.failedSlugs()
+    only = only === undefined ? failed : only.filter((slug) => failed.includes(slug))
+  }
+  return await run.schools.listWithStatus(only === undefined ? {} : { slugs: only })
 }
 
 async function openServer (url: string, concurrency: number, strategy: CreateStrategy | null): Promise<ServerHandle> {
@@ -198,7 +203,7 @@ async function openServer (url: string, concurrency: number, strategy: CreateStr
       databases: await listDatabases(admin),
       roles: new Set(roles),
       free: await freeConnections(admin),
-      templateReady: false,
+      cloneFromTemplate: false,
       strategy: strategy !== null && version >= 150000 ? strategy : undefined
     }
   } catch (error) {
@@ -208,175 +213,207 @@ async function openServer (url: string, concurrency: number, strategy: CreateStr
 }
 
 /**
- * Creates the server's template when missing and brings it to the latest
- * migration. Whatever goes wrong here only means schools are created the
- * plain way; it is reported, never fatal.
+ * A real run creates, repairs or migrates the template before any school
+ * is planned. A dry run only reads its state and plans clones, as a real
+ * run would once the template is ready.
  */
-async function prepareTemplate (server: ServerHandle): Promise<string> {
-  let created = false
-  try {
-    if (!server.databases.has(TEMPLATE_DATABASE)) {
-      created = await createDatabase(server.admin, TEMPLATE_DATABASE) === 'created'
-      server.databases.add(TEMPLATE_DATABASE)
-      // Nobody but the admin connects to it; IS_TEMPLATE guards it against a stray DROP.
-      await server.admin.raw(`REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdentifier(TEMPLATE_DATABASE)} FROM PUBLIC`)
-      await server.admin.raw(`ALTER DATABASE ${quoteIdentifier(TEMPLATE_DATABASE)} IS_TEMPLATE true`)
-    }
-    const db = createKnex(databaseUrl(server.url, TEMPLATE_DATABASE), { max: 1, applicationName: 'school-lunch:migrate' })
-    let applied: string[]
-    try {
-      applied = await withMigrationLock(db, async () => await runMigrations(db, appMigrations))
-    } finally {
-      // Closed before cloning starts: PostgreSQL will not copy a database in use.
-      await db.destroy()
-    }
-    server.templateReady = true
-    return created ? 'created' : applied.length > 0 ? `${applied.length} migration(s) applied` : 'up to date'
-  } catch (error) {
-    return `not used: ${errorMessage(error)}`
+async function readyTemplate (server: ServerHandle, run: RunContext): Promise<string> {
+  if (run.dryRun) {
+    server.cloneFromTemplate = true
+    return await inspectTemplate(server.admin, server.url, run.source).then(describeTemplate, (error) => `unreadable: ${databaseMessage(error)}`)
+  }
+  const prepared = await prepareTemplate(server.admin, server.url, run.source)
+  server.cloneFromTemplate = prepared.ready
+  server.databases.add(TEMPLATE_DATABASE)
+  return prepared.summary
+}
+
+/** The template of every server the rollback touched loses what its schools lost. */
+async function rollbackTemplates (run: RunContext, report: MigrateReport): Promise<void> {
+  for (const [name, server] of run.handles) {
+    const undone = new Set(report.schools.filter((s) => s.server === name && s.error === null).flatMap((s) => s.migrations))
+    report.templates[name] = await rollbackTemplate(server.admin, server.url, run.source, undone)
   }
 }
 
-/**
- * A new school database: a clone of the template when it is ready, else
- * (template missing, behind, or busy with another run) a plain one that
- * the migrations then fill.
- */
-async function createSchoolDatabase (server: ServerHandle, name: string): Promise<SchoolOutcome['database']> {
-  if (server.templateReady) {
-    try {
-      const outcome = await createDatabase(server.admin, name, { template: TEMPLATE_DATABASE, strategy: server.strategy })
-      return outcome === 'created' ? 'cloned' : outcome
-    } catch (error) {
-      const code = (error as { code?: string }).code
-      // 55006: the template is being accessed (another run migrating it).
-      if (code !== '55006' && code !== '3D000') throw error
-      // PostgreSQL waited 5 s before refusing; the rest of this run goes plain.
-      server.templateReady = false
-    }
-  }
-  return await createDatabase(server.admin, name, { strategy: server.strategy })
-}
-
-async function migrateSchool (school: SchoolWithStatus, context: SchoolContext): Promise<SchoolOutcome> {
+/** One school: its plan, then the handler of that plan (or, in a dry run, its description). */
+async function migrateSchool (school: SchoolWithStatus, run: RunContext): Promise<SchoolOutcome> {
+  const plan = planSchool(school, run.plan)
   const outcome: SchoolOutcome = {
     slug: school.slug,
     server: school.server,
     databaseName: school.databaseName,
+    action: plan.action,
+    reason: plan.reason,
     database: 'existed',
     role: 'existed',
     migrations: [],
     error: null
   }
-  let db: Knex | null = null
-  let failedMigration: string | null = null
-  let checked = false
+  if (plan.action === 'skip') return outcome
+  const job = new SchoolJob(school, run, outcome)
   try {
-    // Checked here too, not only by the catalog: no SQL is built from a bad name.
-    assertSafeName(school.slug, 'School slug')
-    assertSchoolDatabaseName(school.databaseName)
-    checked = true
-    const server = context.servers.get(school.server)
-    if (server === undefined) {
-      throw new Error(`server "${school.server}" is not configured (known: ${Object.keys(context.topology.servers).join(', ')})`)
-    }
-    if (school.databaseName === context.catalogDatabase) throw new Error(`database "${school.databaseName}" is the catalog's`)
-    const role = schoolRoleName(school.databaseName)
-    if (!server.databases.has(school.databaseName)) {
-      if (context.dryRun || context.rollback) {
-        outcome.database = 'missing'
-        outcome.role = server.roles.has(role) ? 'existed' : 'missing'
-        if (context.rollback) throw new Error('its database does not exist; nothing to roll back')
-        outcome.migrations = await appMigrations.names()
-        return outcome
-      }
-      outcome.database = await createSchoolDatabase(server, school.databaseName)
-      server.databases.add(school.databaseName)
-    }
-    // Nothing to do when the catalog records this school at the latest
-    // migration with this secret and its database and role still exist: no
-    // connection at all, so a no-op run over thousands of schools is quick.
-    if (outcome.database === 'existed' && !context.verify && !context.rollback && school.lastError === null && school.migration !== null &&
-      school.migration === context.latestMigration && school.roleKeyId === context.keyId && server.roles.has(role)) {
-      return outcome
-    }
-    // One connection per school, closed as soon as the school is done.
-    db = createKnex(databaseUrl(server.url, school.databaseName), {
-      max: 1,
-      applicationName: 'school-lunch:migrate',
-      // knex warns which migration failed; that name goes into the outcome.
-      log: { warn: (message: string) => { failedMigration = /migration file "(.+)" failed/.exec(message)?.[1] ?? failedMigration } }
-    })
-    if (context.dryRun) {
-      outcome.role = server.roles.has(role) ? (school.roleKeyId === context.keyId ? 'existed' : 'updated') : 'missing'
-      outcome.migrations = await pendingMigrations(db, appMigrations)
-      return outcome
-    }
-    const schoolDb = db
-    const password = schoolRolePassword(context.roleSecret, role)
-    // A fresh clone of a ready template lacks only its role and grants.
-    const cloneReady = outcome.database === 'cloned' && !server.roles.has(role) && context.latestMigration !== null &&
-      await provisionClone(schoolDb, school.databaseName, role, password, context.latestMigration)
-    if (cloneReady) outcome.role = 'created'
-    const latest = cloneReady ? context.latestMigration : await withMigrationLock(schoolDb, async () => {
-      outcome.role = await ensureSchoolRole(schoolDb, role, password, school.roleKeyId !== context.keyId)
-      await restrictDatabase(schoolDb, school.databaseName, role)
-      if (context.rollback) {
-        const [, log] = await schoolDb.migrate.rollback({ migrationSource: appMigrations }) as [number, string[]]
-        outcome.migrations = log
-      } else {
-        outcome.migrations = await runMigrations(schoolDb, appMigrations)
-      }
-      await grantTableAccess(schoolDb, role)
-      return (await completedMigrations(schoolDb)).at(-1) ?? null
-    })
-    if (school.roleKeyId !== context.keyId) await context.schools.setRoleKeyId(school.id, context.keyId)
-    await context.schools.recordMigration(school.id, { migration: latest })
+    if (plan.action === 'refuse') throw new Error(plan.reason)
+    await (run.dryRun ? describePlan : HANDLERS[plan.action])(job, plan)
   } catch (error) {
-    outcome.error = (failedMigration === null ? '' : `${failedMigration}: `) + errorMessage(error)
-    // A school whose names were refused is not worth a write.
-    if (!context.dryRun && checked) await context.schools.recordMigration(school.id, { error: outcome.error }).catch(() => {})
+    outcome.error = job.failure(error)
+    if (!run.dryRun && plan.record) await run.schools.recordMigration(school.id, { error: outcome.error }).catch(() => {})
   } finally {
-    await db?.destroy()
+    await job.close()
   }
   return outcome
 }
 
-/**
- * A database just cloned from a template this run brought to the latest
- * migration is already migrated; it lacks only its role and grants. Those go
- * to PostgreSQL as one batch, which it runs as one transaction, under the
- * migration lock: one round trip where the general path makes about 25
- * (knex's migrator alone checks its tables a dozen times). Time per new
- * school is in the README's Performance section.
- *
- * Returns false, having changed nothing, when the clone is not at `latest`
- * (the template moved on under a newer release) or any statement fails
- * (another run created the role first); the general path then takes over.
- */
-export async function provisionClone (db: Knex, databaseName: string, role: string, password: string, latest: string): Promise<boolean> {
-  const expected = latest.replaceAll("'", "''")
-  const batch = [
-    MIGRATION_XACT_LOCK_SQL,
-    `DO $check$ BEGIN
-       IF (SELECT name FROM knex_migrations ORDER BY id DESC LIMIT 1) IS DISTINCT FROM '${expected}' THEN
-         RAISE EXCEPTION 'not at the latest migration';
-       END IF;
-     END $check$`,
-    createRoleSql(role, password),
-    ...restrictDatabaseSql(databaseName, role),
-    ...tableAccessSql(role)
-  ]
-  try {
-    await db.raw(batch.join(';\n'))
-    return true
-  } catch {
-    return false
+/** One school's work: its server, its outcome, and one connection to its database, opened on first use. */
+class SchoolJob {
+  readonly role: string
+  private knex: Knex | null = null
+  private failedMigration: string | null = null
+
+  constructor (readonly school: SchoolWithStatus, readonly run: RunContext, readonly outcome: SchoolOutcome) {
+    this.role = schoolRoleName(school.databaseName)
+  }
+
+  get server (): ServerHandle {
+    const server = this.run.handles.get(this.school.server)
+    if (server === undefined) throw new Error(`server "${this.school.server}" is not open`)
+    return server
+  }
+
+  /** One connection, closed as soon as the school is done. */
+  get db (): Knex {
+    this.knex ??= createKnex(databaseUrl(this.server.url, this.school.databaseName), {
+      max: 1,
+      applicationName: 'school-lunch:migrate',
+      // knex warns which migration failed; that name goes into the outcome.
+      log: { warn: (message: string) => { this.failedMigration = /migration file "(.+)" failed/.exec(message)?.[1] ?? this.failedMigration } }
+    })
+    return this.knex
+  }
+
+  get password (): string {
+    return schoolRolePassword(this.run.roleSecret, this.role)
+  }
+
+  /** The role as a real run would leave it: made, given a new password, or left alone. */
+  get roleChange (): RoleOutcome | 'missing' {
+    if (!this.server.roles.has(this.role)) return 'missing'
+    return this.school.roleKeyId === this.run.keyId ? 'existed' : 'updated'
+  }
+
+  failure (error: unknown): string {
+    return (this.failedMigration === null ? '' : `${this.failedMigration}: `) + databaseMessage(error)
+  }
+
+  async record (migration: string | null): Promise<void> {
+    if (this.school.roleKeyId !== this.run.keyId) await this.run.schools.setRoleKeyId(this.school.id, this.run.keyId)
+    await this.run.schools.recordMigration(this.school.id, { migration })
+  }
+
+  async close (): Promise<void> {
+    await this.knex?.destroy()
   }
 }
 
-function errorMessage (error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error)
-  // knex prefixes the failing SQL; the database's own words are enough.
-  return (message.replace(/^[\s\S]*? - /, '').split('\n')[0] ?? message).slice(0, 300)
+type Handler = (job: SchoolJob, plan: SchoolPlan) => Promise<void>
+
+const HANDLERS: Record<Exclude<PlanAction, 'skip' | 'refuse'>, Handler> = {
+  async clone (job) {
+    const { server, school, outcome, run } = job
+    outcome.database = await cloneDatabase(server, school.databaseName)
+    server.databases.add(school.databaseName)
+    const latest = run.plan.latestMigration
+    // A fresh clone of a ready template lacks only its role and grants.
+    if (outcome.database === 'cloned' && latest !== null && !server.roles.has(job.role) &&
+      await provisionClone(job.db, school.databaseName, job.role, job.password, latest)) {
+      outcome.role = 'created'
+      await job.record(latest)
+      return
+    }
+    await migrateUp(job)
+  },
+
+  async create (job) {
+    const { server, school, outcome } = job
+    outcome.database = await createDatabase(server.admin, school.databaseName, { strategy: server.strategy })
+    server.databases.add(school.databaseName)
+    await migrateUp(job)
+  },
+
+  migrate: async (job) => { await migrateUp(job) },
+
+  async rollback (job) {
+    await underLock(job, async (db) => {
+      const [, log] = await db.migrate.rollback({ migrationSource: job.run.source }) as [number, string[]]
+      job.outcome.migrations = log
+    })
+  }
+}
+
+async function migrateUp (job: SchoolJob): Promise<void> {
+  await underLock(job, async (db) => { job.outcome.migrations = await runMigrations(db, job.run.source) })
+}
+
+/**
+ * The general path, under the database's migration lock: the role and its
+ * password, the database closed to others, the migration step, the table
+ * grants; then the catalog's record.
+ */
+async function underLock (job: SchoolJob, step: (db: Knex) => Promise<void>): Promise<void> {
+  const { db, school, outcome } = job
+  const latest = await withMigrationLock(db, async () => {
+    outcome.role = await ensureSchoolRole(db, job.role, job.password, school.roleKeyId !== job.run.keyId)
+    await restrictDatabase(db, school.databaseName, job.role)
+    await step(db)
+    await grantTableAccess(db, job.role)
+    return (await completedMigrations(db)).at(-1) ?? null
+  })
+  await job.record(latest)
+}
+
+/**
+ * A clone of the template; when the template turns out busy (another run
+ * migrating it) or gone, a plain database that the migrations then fill.
+ */
+async function cloneDatabase (server: ServerHandle, name: string): Promise<SchoolOutcome['database']> {
+  if (server.cloneFromTemplate) {
+    try {
+      const outcome = await createDatabase(server.admin, name, { template: TEMPLATE_DATABASE, strategy: server.strategy })
+      return outcome === 'created' ? 'cloned' : outcome
+    } catch (error) {
+      const code = (error as { code?: string }).code
+      // 55006: the template is being accessed; 3D000: it does not exist.
+      if (code !== '55006' && code !== '3D000') throw error
+      // PostgreSQL waited 5 s before refusing; the rest of this run goes plain.
+      server.cloneFromTemplate = false
+    }
+  }
+  return await createDatabase(server.admin, name, { strategy: server.strategy })
+}
+
+/** A dry run: what the plan would do, read from the school's database where needed; nothing is changed. */
+async function describePlan (job: SchoolJob, plan: SchoolPlan): Promise<void> {
+  const { outcome, run } = job
+  outcome.role = job.roleChange
+  switch (plan.action) {
+    case 'clone':
+    case 'create':
+      outcome.database = 'missing'
+      outcome.migrations = await run.source.names()
+      return
+    case 'migrate':
+      outcome.migrations = await pendingMigrations(job.db, run.source)
+      return
+    case 'rollback':
+      outcome.migrations = await lastBatch(job.db)
+  }
+}
+
+/** The migrations a rollback would undo, newest first, as knex's rollback reports them. */
+async function lastBatch (db: Knex): Promise<string[]> {
+  const done = await completedMigrations(db)
+  if (done.length === 0) return []
+  const { rows } = await db.raw<{ rows: Array<{ name: string }> }>(
+    'SELECT name FROM knex_migrations WHERE batch = (SELECT max(batch) FROM knex_migrations) ORDER BY id DESC')
+  return rows.map((row) => row.name)
 }

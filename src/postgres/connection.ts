@@ -24,6 +24,12 @@ export function describeUrl (url: string): string {
   return `${parsed.hostname}:${parsed.port || '5432'}/${databaseOf(url)}`
 }
 
+/** What PostgreSQL said, for a summary line: knex prefixes it with the failing SQL. */
+export function databaseMessage (error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  return (message.replace(/^[\s\S]*? - /, '').split('\n')[0] ?? message).slice(0, 300)
+}
+
 const QUIET: Knex.Logger = { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} }
 
 export interface PoolOptions {

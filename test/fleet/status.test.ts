@@ -133,6 +133,7 @@ t.test('migrate records each school; --status, --failed and --rollback work from
   t.equal(afterRollback.code, 0)
   t.notMatch(afterRollback.stdout, /^ok1\s+default\s+active\s+current/m, 'ok1 is no longer shown current')
   t.match(afterRollback.stdout, /^ok2\s+default\s+active\s+current/m)
+  t.match(afterRollback.stdout, /^Template on default: (current|behind|missing)/m, "--status shows the server's template")
 
   // ---- a plain migrate brings ok1 back (and finally sets newbie up)
   const again = await migrate(['--no-template'])

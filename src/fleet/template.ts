@@ -1,0 +1,195 @@
+import type { Knex } from 'knex'
+import { createDatabase } from '../postgres/admin.js'
+import { createKnex, databaseMessage as errorMessage, databaseUrl } from '../postgres/connection.js'
+import {
+  completedMigrations, MIGRATION_XACT_LOCK_SQL, runMigrations, withMigrationLock, type DirectoryMigrationSource
+} from '../postgres/migrations.js'
+import { quoteIdentifier } from '../postgres/names.js'
+import { createRoleSql, restrictDatabaseSql, tableAccessSql } from '../postgres/roles.js'
+
+/**
+ * Each server keeps one template database at the latest app migration; new
+ * school databases are cloned from it. Its name has a dot, which a school's
+ * database name cannot, so no school can ever be given it.
+ */
+export const TEMPLATE_DATABASE = 'tenant.template'
+const QUOTED = quoteIdentifier(TEMPLATE_DATABASE)
+
+export type TemplateState =
+  | { kind: 'missing' }
+  | { kind: 'current', migration: string | null }
+  | { kind: 'behind', pending: string[] }
+  /** Its history is not a prefix of the source: a file gone, another order, or ahead. */
+  | { kind: 'mismatch', recorded: string[] }
+
+/** Where a history stands against the migration source's names. */
+export function compareHistory (recorded: readonly string[], source: readonly string[]): TemplateState {
+  if (recorded.some((name, i) => source[i] !== name)) return { kind: 'mismatch', recorded: [...recorded] }
+  if (recorded.length < source.length) return { kind: 'behind', pending: source.slice(recorded.length) }
+  return { kind: 'current', migration: recorded.at(-1) ?? null }
+}
+
+/** Reads the template's history; `admin` is on the server's maintenance database. */
+export async function inspectTemplate (admin: Knex, serverUrl: string, source: DirectoryMigrationSource): Promise<TemplateState> {
+  const { rows } = await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_database WHERE datname = ?', [TEMPLATE_DATABASE])
+  if (rows.length === 0) return { kind: 'missing' }
+  const recorded = await onTemplate(serverUrl, async (db) => await completedMigrations(db))
+  return compareHistory(recorded, await source.names())
+}
+
+/** One line for `--status` and the dry run: the state, and what the next run does about it. */
+export function describeTemplate (state: TemplateState): string {
+  switch (state.kind) {
+    case 'missing': return 'missing (the next migrate creates it)'
+    case 'current': return `current${state.migration === null ? '' : ` (at ${state.migration})`}`
+    case 'behind': return `behind by ${state.pending.length} migration(s) (the next migrate applies them)`
+    case 'mismatch': return `its history does not match the migrations (the next migrate rebuilds it): it records ${state.recorded.join(', ')}`
+  }
+}
+
+/** `--status`: every configured server's template, read without changing it. */
+export async function templateStates (servers: Readonly<Record<string, string>>, source: DirectoryMigrationSource): Promise<Record<string, string>> {
+  const states: Record<string, string> = {}
+  for (const [name, url] of Object.entries(servers)) {
+    const admin = createKnex(databaseUrl(url, 'postgres'), { max: 1, applicationName: 'school-lunch:migrate' })
+    try {
+      states[name] = describeTemplate(await inspectTemplate(admin, url, source))
+    } catch (error) {
+      states[name] = `unreadable: ${errorMessage(error)}`
+    } finally {
+      await admin.destroy()
+    }
+  }
+  return states
+}
+
+export interface PreparedTemplate {
+  /** True when new schools may be cloned from it. */
+  ready: boolean
+  /** One line for the run's summary. */
+  summary: string
+}
+
+/**
+ * Creates the template when missing, rebuilds it when its history does not
+ * match the source, and brings it to the latest migration. It holds no
+ * school data, so dropping it loses nothing. Whatever goes wrong only means
+ * new schools are created the plain way; it is reported, never fatal.
+ */
+export async function prepareTemplate (admin: Knex, serverUrl: string, source: DirectoryMigrationSource): Promise<PreparedTemplate> {
+  let state: TemplateState
+  try {
+    state = await inspectTemplate(admin, serverUrl, source)
+  } catch (error) {
+    return { ready: false, summary: `not used: ${errorMessage(error)}` }
+  }
+  let summary: string | null = null
+  try {
+    if (state.kind === 'mismatch') {
+      await dropTemplate(admin)
+      summary = 'rebuilt (its history did not match the migrations)'
+    }
+    if (state.kind === 'mismatch' || state.kind === 'missing') {
+      if (await createTemplate(admin)) summary ??= 'created'
+    }
+  } catch (error) {
+    const why = state.kind === 'mismatch' ? 'its history did not match the migrations, and it could not be rebuilt: ' : ''
+    return { ready: false, summary: `not used: ${why}${errorMessage(error)}` }
+  }
+  try {
+    const applied = await onTemplate(serverUrl, async (db) => await withMigrationLock(db, async () => await runMigrations(db, source)))
+    return { ready: true, summary: summary ?? (applied.length > 0 ? `${applied.length} migration(s) applied` : 'up to date') }
+  } catch (error) {
+    return { ready: false, summary: `not used: ${errorMessage(error)}` }
+  }
+}
+
+/**
+ * Takes back from the template the migrations this run rolled back in the
+ * schools, newest first, so that new schools are cloned at the schools'
+ * state and a migration file removed after the rollback leaves no trace.
+ */
+export async function rollbackTemplate (admin: Knex, serverUrl: string, source: DirectoryMigrationSource, rolledBack: ReadonlySet<string>): Promise<string> {
+  try {
+    const { rows } = await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_database WHERE datname = ?', [TEMPLATE_DATABASE])
+    if (rows.length === 0) return 'missing; nothing to roll back'
+    const undone = await onTemplate(serverUrl, async (db) => await withMigrationLock(db, async () => {
+      const names: string[] = []
+      for (const name of (await completedMigrations(db)).reverse()) {
+        if (!rolledBack.has(name)) break
+        await db.migrate.down({ migrationSource: source, name })
+        names.push(name)
+      }
+      return names
+    }))
+    return undone.length === 0 ? 'nothing to roll back' : `rolled back ${undone.length} migration(s): ${undone.join(', ')}`
+  } catch (error) {
+    return `not rolled back: ${errorMessage(error)} (the next migrate rebuilds it if its history no longer matches)`
+  }
+}
+
+/** True when this call created it; false when another run did at the same moment. */
+async function createTemplate (admin: Knex): Promise<boolean> {
+  const created = await createDatabase(admin, TEMPLATE_DATABASE) === 'created'
+  // Nobody but the admin connects to it; IS_TEMPLATE guards it against a stray DROP.
+  await admin.raw(`REVOKE CONNECT, TEMPORARY ON DATABASE ${QUOTED} FROM PUBLIC`)
+  await admin.raw(`ALTER DATABASE ${QUOTED} IS_TEMPLATE true`)
+  return created
+}
+
+/**
+ * No FORCE: a session on the template may be another run migrating it, and
+ * ending it would fail that run. PostgreSQL refuses the drop instead, and
+ * the template keeps its flag.
+ */
+async function dropTemplate (admin: Knex): Promise<void> {
+  await admin.raw(`ALTER DATABASE ${QUOTED} IS_TEMPLATE false`)
+  try {
+    await admin.raw(`DROP DATABASE IF EXISTS ${QUOTED}`)
+  } catch (error) {
+    await admin.raw(`ALTER DATABASE ${QUOTED} IS_TEMPLATE true`).catch(() => {})
+    throw error
+  }
+}
+
+/** Closed before returning: PostgreSQL will not copy or drop a database in use. */
+async function onTemplate<T> (serverUrl: string, fn: (db: Knex) => Promise<T>): Promise<T> {
+  const db = createKnex(databaseUrl(serverUrl, TEMPLATE_DATABASE), { max: 1, applicationName: 'school-lunch:migrate' })
+  try {
+    return await fn(db)
+  } finally {
+    await db.destroy()
+  }
+}
+
+/**
+ * A database just cloned from a template this run brought to the latest
+ * migration is already migrated; it lacks only its role and grants. Those go
+ * to PostgreSQL as one batch, which it runs as one transaction, under the
+ * migration lock: one round trip where the general path makes about 25
+ * (knex's migrator alone checks its tables a dozen times).
+ *
+ * Returns false, having changed nothing, when the clone is not at `latest`
+ * (the template moved on under a newer release) or any statement fails
+ * (another run created the role first); the general path then takes over.
+ */
+export async function provisionClone (db: Knex, databaseName: string, role: string, password: string, latest: string): Promise<boolean> {
+  const expected = latest.replaceAll("'", "''")
+  const batch = [
+    MIGRATION_XACT_LOCK_SQL,
+    `DO $check$ BEGIN
+       IF (SELECT name FROM knex_migrations ORDER BY id DESC LIMIT 1) IS DISTINCT FROM '${expected}' THEN
+         RAISE EXCEPTION 'not at the latest migration';
+       END IF;
+     END $check$`,
+    createRoleSql(role, password),
+    ...restrictDatabaseSql(databaseName, role),
+    ...tableAccessSql(role)
+  ]
+  try {
+    await db.raw(batch.join(';\n'))
+    return true
+  } catch {
+    return false
+  }
+}
