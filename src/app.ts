@@ -122,7 +122,11 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
     servers,
     catalogCacheTtlMs: config.catalogCacheTtlMs,
     tenantPoolSize: config.tenantPoolSize,
-    tenantPoolsMax: config.tenantPoolsMax,
+    tenantConnectionsMax: config.tenantConnectionsMax,
+    tenantIdleTimeoutMs: config.tenantIdleTimeoutMs,
+    tenantConnectConcurrency: config.tenantConnectConcurrency,
+    catalogPoolSize: config.catalogPoolSize,
+    migrateConcurrency: config.migrateConcurrency,
     roleSecret: config.tenantRoleSecret
   })
   await app.register(metrics)

@@ -51,8 +51,14 @@ export interface Config {
   jwt: JwtConfig
   catalogPoolSize: number
   catalogCacheTtlMs: number
+  /** TENANT_POOL_SIZE: the most connections one school may hold. */
   tenantPoolSize: number
-  tenantPoolsMax: number
+  /** TENANT_CONNECTIONS_MAX: the connection budget of each tenant server, per process. */
+  tenantConnectionsMax: ConnectionBudgets
+  /** A school unused this long loses its last connection. */
+  tenantIdleTimeoutMs: number
+  /** New connections opening at once, per server. */
+  tenantConnectConcurrency: number
   migrateConcurrency: number
   /** How CREATE DATABASE copies its template (PostgreSQL 15+); null: the server's default. */
   createDatabaseStrategy: 'wal_log' | 'file_copy' | null
@@ -60,6 +66,16 @@ export interface Config {
   /** Requests per school per window; 0 turns rate limiting off. */
   rateLimitMax: number
   rateLimitWindowMs: number
+}
+
+/**
+ * TENANT_CONNECTIONS_MAX as written: `150` for every server, `east=300`
+ * for one, or both (`150,east=300`). Null where it is not set: the budget
+ * is then worked out from the server at start.
+ */
+export interface ConnectionBudgets {
+  all: number | null
+  servers: Record<string, number>
 }
 
 /** A configuration problem: the message names the variable and what is wrong. */
@@ -107,6 +123,11 @@ export function loadConfig (env: Env = process.env): Config {
   }
 
   const embeddedDir = read.string('EMBEDDED_PG_DIR') ?? '.data/postgres'
+  const poolsMax = read.string('TENANT_POOLS_MAX')
+  if (poolsMax !== null) {
+    problems.push('TENANT_POOLS_MAX is gone: the budget is now counted in connections per tenant server. ' +
+      `Replace it with TENANT_CONNECTIONS_MAX=<pools × TENANT_POOL_SIZE>${/^\d+$/.test(poolsMax) ? ` (here ${Number(poolsMax) * read.integer('TENANT_POOL_SIZE', 5, 1, 100)})` : ''}, or leave both unset to size it from the server`)
+  }
 
   const roleSecret = read.string('TENANT_ROLE_SECRET')
   if (roleSecret !== null && roleSecret.length < 32) {
@@ -143,7 +164,9 @@ export function loadConfig (env: Env = process.env): Config {
     catalogPoolSize: read.integer('CATALOG_POOL_SIZE', 5, 1, 100),
     catalogCacheTtlMs: read.integer('CATALOG_CACHE_TTL_MS', 30_000, 0, 3_600_000),
     tenantPoolSize: read.integer('TENANT_POOL_SIZE', 5, 1, 100),
-    tenantPoolsMax: read.integer('TENANT_POOLS_MAX', 50, 1, 100_000),
+    tenantConnectionsMax: read.budgets('TENANT_CONNECTIONS_MAX'),
+    tenantIdleTimeoutMs: read.integer('TENANT_IDLE_TIMEOUT_MS', 300_000, 1_000, 86_400_000),
+    tenantConnectConcurrency: read.integer('TENANT_CONNECT_CONCURRENCY', 8, 1, 256),
     migrateConcurrency: read.integer('MIGRATE_CONCURRENCY', 8, 1, 256),
     createDatabaseStrategy: ((strategy) => strategy === 'default' ? null : strategy)(
       read.oneOf('CREATE_DATABASE_STRATEGY', ['default', 'wal_log', 'file_copy'] as const, 'file_copy')),
@@ -151,6 +174,11 @@ export function loadConfig (env: Env = process.env): Config {
     // Off while developing and testing; on by default in production.
     rateLimitMax: read.integer('RATE_LIMIT_MAX', nodeEnv === 'production' ? 1200 : 0, 0, 1_000_000),
     rateLimitWindowMs: read.integer('RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000)
+  }
+
+  const serverNames = tenantServers === null ? ['default'] : Object.keys(tenantServers)
+  for (const server of Object.keys(config.tenantConnectionsMax.servers)) {
+    if (!serverNames.includes(server)) problems.push(`TENANT_CONNECTIONS_MAX names server "${server}", which TENANT_SERVERS does not (${serverNames.join(', ')})`)
   }
 
   if (problems.length > 0) throw new ConfigError(problems)
@@ -225,6 +253,24 @@ class EnvReader {
       return null
     }
     return raw
+  }
+
+  budgets (name: string): ConnectionBudgets {
+    const budgets: ConnectionBudgets = { all: null, servers: {} }
+    const raw = this.string(name)
+    if (raw === null) return budgets
+    for (const entry of raw.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+      const match = /^(?:([a-z][a-z0-9_-]{0,62})=)?(\d{1,6})$/.exec(entry)
+      const value = Number(match?.[2])
+      if (match === null || value < 1) {
+        this.problems.push(`${name} must be a whole number of connections, or server=number entries (for example 150,east=300); "${entry}" is neither`)
+      } else if (match[1] === undefined) {
+        budgets.all = value
+      } else {
+        budgets.servers[match[1]] = value
+      }
+    }
+    return budgets
   }
 
   /** `name=postgres://…,name2=postgres://…` */

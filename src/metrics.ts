@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { ServerPoolStats } from './tenancy/tenant-pools.js'
 
 /** GET /metrics: pool and cache figures in Prometheus text format. */
 export default fp(async (app) => {
@@ -13,11 +14,22 @@ export default fp(async (app) => {
     metric('tenant_pools_retiring', 'gauge', 'Evicted pools still draining their requests or closing.', pools.retiring)
     metric('tenant_connections_in_use', 'gauge', 'Connections to school databases serving a query.', pools.connectionsInUse)
     metric('tenant_connections_idle', 'gauge', 'Open idle connections to school databases.', pools.connectionsIdle)
-    metric('tenant_connections_pending', 'gauge', 'Connections to school databases being opened.', pools.connectionsPending)
+    metric('tenant_connections_pending', 'gauge', 'Requests waiting for a connection to their school\'s database.', pools.connectionsPending)
     metric('tenant_connections_opened_total', 'counter', 'Connections opened to school databases (each a new PostgreSQL backend).', pools.connectionsOpened)
     metric('tenant_pool_hits_total', 'counter', 'Requests that found their school\'s pool open.', pools.hits)
     metric('tenant_pool_misses_total', 'counter', 'Requests that had to open their school\'s pool.', pools.misses)
     metric('tenant_pool_evictions_total', 'counter', 'Pools closed to make room for another school.', pools.evictions)
+    const perServer = (name: string, type: 'gauge' | 'counter', help: string, value: (server: ServerPoolStats) => number): void => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...pools.servers.map((server) => `${name}{server="${server.server}"} ${value(server)}`))
+    }
+    perServer('tenant_server_connections_budget', 'gauge', 'TENANT_CONNECTIONS_MAX: connections this process may hold on the server.', (s) => s.budget)
+    perServer('tenant_server_connections_held', 'gauge', 'Connections counted against the budget: open, opening or closing.', (s) => s.connectionsHeld)
+    perServer('tenant_server_connections_in_use', 'gauge', 'Connections serving a request.', (s) => s.connectionsInUse)
+    perServer('tenant_server_connections_idle', 'gauge', 'Open connections serving no request.', (s) => s.connectionsIdle)
+    perServer('tenant_server_slot_waits_total', 'counter', 'First connections of a school that waited for a slot of the budget.', (s) => s.slotWaits)
+    perServer('tenant_server_pool_growths_total', 'counter', 'Connections added to a school pool because its requests queued.', (s) => s.growths)
+    perServer('tenant_server_pool_shrinks_total', 'counter', 'Extra connections closed: idle, or taken for another school.', (s) => s.shrinks)
+    perServer('tenant_server_pool_evictions_total', 'counter', 'Idle schools that lost their last connection to another school.', (s) => s.evictions)
     metric('catalog_cache_hits_total', 'counter', 'School lookups answered from the cache.', directory.hits)
     metric('catalog_cache_misses_total', 'counter', 'School lookups that asked the catalog.', directory.misses)
     metric('catalog_cache_entries', 'gauge', 'Schools (and unknown slugs) in the lookup cache.', directory.entries)

@@ -58,6 +58,19 @@ t.test('each bad value is named with what is wrong', async (t) => {
   t.equal(problemsOf({ PORT: 'x', MIGRATE_CONCURRENCY: '-1' }).length, 2, 'all problems are reported at once')
 })
 
+t.test('TENANT_CONNECTIONS_MAX: one number, per server, or both; TENANT_POOLS_MAX says what replaced it', async (t) => {
+  const servers = 'default=postgres://h/x,east=postgres://h2/x'
+  t.same(loadConfig({}).tenantConnectionsMax, { all: null, servers: {} }, 'unset: worked out from each server at start')
+  t.same(loadConfig({ TENANT_CONNECTIONS_MAX: '150' }).tenantConnectionsMax, { all: 150, servers: {} })
+  t.same(loadConfig({ TENANT_SERVERS: servers, TENANT_CONNECTIONS_MAX: '150, east=300' }).tenantConnectionsMax, { all: 150, servers: { east: 300 } })
+  t.match(problemsOf({ TENANT_CONNECTIONS_MAX: 'lots' }), [/^TENANT_CONNECTIONS_MAX must be a whole number of connections, or server=number entries .*"lots" is neither/])
+  t.match(problemsOf({ TENANT_CONNECTIONS_MAX: '0' }), [/"0" is neither/])
+  t.match(problemsOf({ TENANT_SERVERS: servers, TENANT_CONNECTIONS_MAX: 'west=10' }), [/names server "west", which TENANT_SERVERS does not \(default, east\)/])
+  t.match(problemsOf({ TENANT_POOLS_MAX: '50', TENANT_POOL_SIZE: '2' }),
+    [/^TENANT_POOLS_MAX is gone: .* Replace it with TENANT_CONNECTIONS_MAX=<pools × TENANT_POOL_SIZE> \(here 100\), or leave both unset/])
+  t.equal(loadConfig({}).tenantIdleTimeoutMs, 300_000, 'a school keeps its last connection for 5 minutes unused')
+})
+
 t.test('a password in a bad URL is never echoed', async (t) => {
   const problems = problemsOf({ TENANT_SERVERS: 'a=mysql://user:s3cret@h/x' })
   t.equal(problems.length, 1)
@@ -65,9 +78,9 @@ t.test('a password in a bad URL is never echoed', async (t) => {
 })
 
 t.test('a script with a bad setting stops with the message, not a stack trace', async (t) => {
-  const result = await runScript('scripts/migrate.ts', [], { PORT: 'abc', TENANT_POOLS_MAX: 'lots' })
+  const result = await runScript('scripts/migrate.ts', [], { PORT: 'abc', TENANT_POOL_SIZE: 'lots' })
   t.equal(result.code, 1)
   t.match(result.stderr, /PORT must be a whole number from 0 to 65535 \(got "abc"\)/)
-  t.match(result.stderr, /TENANT_POOLS_MAX must be a whole number/)
+  t.match(result.stderr, /TENANT_POOL_SIZE must be a whole number/)
   t.notMatch(result.stderr, /\n\s+at /, 'no stack trace')
 })

@@ -44,6 +44,36 @@ export interface PoolOptions {
   log?: Knex.Logger
 }
 
+export interface ConnectionOptions {
+  applicationName: string
+  connectTimeoutMillis: number
+  statementTimeoutMillis?: number
+}
+
+/**
+ * One connection, for a pool of our own. A broken connection is marked the
+ * way knex marks its own (`__knex__disposed`), so the pool can tell; and a
+ * backend that dies while the connection sits idle must not crash the
+ * process with an unheard 'error' event.
+ */
+export async function openConnection (url: string, options: ConnectionOptions): Promise<pg.Client & { __knex__disposed?: unknown }> {
+  const client: pg.Client & { __knex__disposed?: unknown } = new pg.Client({
+    connectionString: url,
+    application_name: options.applicationName,
+    connectionTimeoutMillis: options.connectTimeoutMillis,
+    ...(options.statementTimeoutMillis === undefined ? {} : { statement_timeout: options.statementTimeoutMillis })
+  })
+  client.on('error', (error) => { client.__knex__disposed = error })
+  client.on('end', () => { client.__knex__disposed ??= 'connection ended' })
+  await client.connect()
+  return client
+}
+
+/** A Knex over a pool of our own (knex's `connectionPool`), which it only borrows from. */
+export function knexOverPool (pool: Knex.TarnPoolLike): Knex {
+  return knexFactory({ client: 'pg', connectionPool: pool, version: '13', log: QUIET })
+}
+
 /** A Knex instance on one database, with the pool settings this project wants. */
 export function createKnex (url: string, pool: PoolOptions): Knex {
   return knexFactory({

@@ -1,6 +1,7 @@
 import {
   SchoolDatabaseBusy, SchoolDatabaseMissing, SchoolDatabaseUnavailable, SchoolNotMigrated
 } from '../errors.js'
+import { PoolBusy } from './school-pool.js'
 
 /*
  * A school's database can fail in ways that are not the client's fault and
@@ -37,7 +38,7 @@ export function classifyDatabaseError (error: unknown): DatabaseFailure | null {
   if (code === '3D000') return 'missing' // invalid_catalog_name: no such database
   if (code === '42P01') return 'not-migrated' // undefined_table
   if (typeof code === 'string' && CONNECTION_CODES.has(code)) return 'unavailable'
-  if (name === 'KnexTimeoutError') return 'busy'
+  if (name === 'KnexTimeoutError' || error instanceof PoolBusy) return 'busy'
   if (typeof message === 'string' && /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)) {
     return 'unavailable'
   }

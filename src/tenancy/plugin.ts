@@ -3,14 +3,15 @@ import type { FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHook
 import fp from 'fastify-plugin'
 import type { Knex } from 'knex'
 import type { School } from '../catalog/schools.js'
-import type { JwtConfig } from '../config.js'
+import type { ConnectionBudgets, JwtConfig } from '../config.js'
 import { SchoolDatabaseUnavailable, SchoolNotFound, SchoolSuspended, SchoolUnknown } from '../errors.js'
-import { createKnex } from '../postgres/connection.js'
+import { openConnection } from '../postgres/connection.js'
 import { appMigrations } from '../postgres/migrations.js'
 import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
 import { roleKeyId, schoolRoleUrl } from '../postgres/roles.js'
 import { classifyDatabaseError, databaseFailureError, isLastingFailure, isLoginRefused, SchemaBehind, type DatabaseFailure } from './database-errors.js'
 import { listenForSchoolChanges } from './catalog-listener.js'
+import { checkBudgets, DEFAULT_BUDGET } from './connection-budget.js'
 import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
 import { createTenantPools, type TenantLease, type TenantPools } from './tenant-pools.js'
 import { authorizationValues, bearerToken, chooseSchool, verifyToken } from './token.js'
@@ -54,7 +55,12 @@ export interface TenancyOptions {
   servers: Record<string, string>
   catalogCacheTtlMs: number
   tenantPoolSize: number
-  tenantPoolsMax: number
+  tenantConnectionsMax: ConnectionBudgets
+  tenantIdleTimeoutMs: number
+  tenantConnectConcurrency: number
+  /** What the start-up check leaves to the catalog and to migrate on each server. */
+  catalogPoolSize: number
+  migrateConcurrency: number
   /** TENANT_ROLE_SECRET: pools log in as the school's own role with it. */
   roleSecret: string
 }
@@ -88,16 +94,24 @@ export default fp<TenancyOptions>(async (app, options) => {
   // so an unmigrated school gets a clear 503 instead of failing queries.
   const latestMigration = (await appMigrations.names()).at(-1)
   const directory = createSchoolDirectory({ catalog: app.catalog, ttlMs: options.catalogCacheTtlMs })
+  // Refuses to start when a budget cannot fit its server (BudgetTooLarge).
+  const budgets = await checkBudgets({
+    servers: options.servers,
+    setting: options.tenantConnectionsMax,
+    catalogUrl: options.catalogUrl,
+    catalogPoolSize: options.catalogPoolSize,
+    migrateConcurrency: options.migrateConcurrency,
+    log: app.log
+  })
   const pools = createTenantPools({
-    maxPools: options.tenantPoolsMax,
-    createKnex: (target) => createKnex(target.url, {
-      max: options.tenantPoolSize,
-      min: 0,
-      idleTimeoutMillis: 10_000,
+    budgetOf: (server) => budgets.get(server) ?? DEFAULT_BUDGET,
+    poolSize: options.tenantPoolSize,
+    idleTimeoutMs: options.tenantIdleTimeoutMs,
+    connectConcurrency: options.tenantConnectConcurrency,
+    connect: async (target) => await openConnection(target.url, {
+      applicationName: 'school-lunch:api',
       connectTimeoutMillis: 1_500,
-      acquireTimeoutMillis: 5_000,
-      statementTimeoutMillis: 15_000,
-      applicationName: 'school-lunch:api'
+      statementTimeoutMillis: 15_000
     }),
     // One round trip: this runs on a brand-new connection, in the latency of
     // the request that had to open the pool. Without a knex_migrations table

@@ -41,7 +41,7 @@ function assertClean (t: Test, result: IsolationResult): void {
 }
 
 t.test('24 schools under thousands of interleaved concurrent requests: zero leaks', async (t) => {
-  const ctx = await testApp(t, 'isoload', { schools: SCHOOLS, env: { TENANT_POOLS_MAX: '8', TENANT_POOL_SIZE: '2' } })
+  const ctx = await testApp(t, 'isoload', { schools: SCHOOLS, env: { TENANT_CONNECTIONS_MAX: '10', TENANT_POOL_SIZE: '2' } })
   const names = Object.fromEntries(SCHOOLS.map((slug) => [slug, `School ${slug}`]))
 
   const result = await runIsolationCheck({

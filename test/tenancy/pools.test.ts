@@ -1,9 +1,9 @@
 import t from 'tap'
 import type { Knex } from 'knex'
 import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
-import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
+import { databaseUrl, openConnection } from '../../src/postgres/connection.js'
 import { createSchoolDirectory } from '../../src/tenancy/school-directory.js'
-import { createTenantPools, type TenantPools } from '../../src/tenancy/tenant-pools.js'
+import { createTenantPools, type TenantPools, type TenantPoolsOptions } from '../../src/tenancy/tenant-pools.js'
 import { testApp } from '../helpers/app.js'
 import { testDatabases, testServerUrl, type TestDatabases } from '../helpers/databases.js'
 
@@ -13,10 +13,12 @@ async function createDatabases (dbs: TestDatabases, slugs: string[]): Promise<vo
   for (const slug of slugs) await dbs.admin.raw(`CREATE DATABASE ${dbs.databaseName(slug)}`)
 }
 
-function poolsFor (dbs: TestDatabases, maxPools: number, poolSize: number): TenantPools {
+function poolsFor (budget: number, poolSize: number, extra: Partial<TenantPoolsOptions> = {}): TenantPools {
   return createTenantPools({
-    maxPools,
-    createKnex: (target) => createKnex(target.url, { max: poolSize, applicationName: APP_NAME })
+    budgetOf: () => budget,
+    poolSize,
+    connect: async (target) => await openConnection(target.url, { applicationName: APP_NAME, connectTimeoutMillis: 5_000 }),
+    ...extra
   })
 }
 
@@ -30,10 +32,28 @@ async function openConnections (admin: Knex, applicationName: string, prefix: st
   return Number(rows[0]?.n ?? 0)
 }
 
+/** Resolves once `condition` holds, checking every few milliseconds; fails the test after 10 s. */
+async function until (condition: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error('the condition never held')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+async function query (pools: TenantPools, dbs: TestDatabases, slug: string, sql = 'SELECT 1'): Promise<void> {
+  const lease = await pools.acquire(target(dbs, slug))
+  try {
+    await lease.db.raw(sql)
+  } finally {
+    lease.release()
+  }
+}
+
 t.test('concurrent first requests for one school create exactly one pool', async (t) => {
   const dbs = await testDatabases(t, 'poolone')
   await createDatabases(dbs, ['a'])
-  const pools = poolsFor(dbs, 5, 2)
+  const pools = poolsFor(5, 2)
   t.teardown(async () => { await pools.close() })
 
   const leases = await Promise.all(Array.from({ length: 25 }, async () => await pools.acquire(target(dbs, 'a'))))
@@ -47,27 +67,21 @@ t.test('concurrent first requests for one school create exactly one pool', async
   t.match(pools.stats(), { open: 1, misses: 1, hits: 1 }, 'the next request is a hit')
 })
 
-t.test('a newcomer replaces the least used idle pool, not the least recent; counts age', async (t) => {
+t.test('a newcomer takes the connection of the least used idle school, not the least recent; counts age', async (t) => {
   const dbs = await testDatabases(t, 'poollfu')
   await createDatabases(dbs, ['hot', 'cold', 'n1', 'n2', 'n3'])
-  const pools = createTenantPools({
-    maxPools: 2,
-    agingPeriod: 8,
-    createKnex: (target) => createKnex(target.url, { max: 1, applicationName: APP_NAME })
-  })
+  const pools = poolsFor(2, 1, { agingPeriod: 8 })
   t.teardown(async () => { await pools.close() })
   const use = async (slug: string): Promise<boolean> => {
     const before = pools.stats().misses
-    const lease = await pools.acquire(target(dbs, slug))
-    await lease.db.raw('SELECT 1')
-    lease.release()
+    await query(pools, dbs, slug)
     return pools.stats().misses > before
   }
   for (let i = 0; i < 6; i++) await use('hot')
   await use('cold')
   // `hot` is now the least recent of the two, but by far the more used.
   t.equal(await use('n1'), true, 'a newcomer opens a pool')
-  t.equal(await use('hot'), false, 'hot kept its pool')
+  t.equal(await use('hot'), false, 'hot kept its connection')
   t.equal(await use('cold'), true, 'cold, used once, was the one closed')
 
   // Newcomers that each come once replace one another, while `hot`, idle
@@ -75,20 +89,17 @@ t.test('a newcomer replaces the least used idle pool, not the least recent; coun
   let newcomerMisses = 0
   for (let i = 0; i < 40; i++) if (await use(['n2', 'n3', 'n1'][i % 3] ?? 'n1')) newcomerMisses++
   t.equal(newcomerMisses, 40, 'each newcomer had to open a pool: they replaced one another or hot')
-  t.equal(await use('hot'), true, 'quiet for 40 acquires, hot lost its pool')
+  t.equal(await use('hot'), true, 'quiet for 40 acquires, hot lost its connection')
+  t.equal(pools.stats().servers[0]?.evictions, pools.stats().misses - 2, 'every miss past the first two took an idle school\'s connection')
 })
 
 t.test('connectionsOpened counts every new backend, across pools', async (t) => {
   const dbs = await testDatabases(t, 'poolopened')
   await createDatabases(dbs, ['a', 'b'])
-  const pools = poolsFor(dbs, 2, 2)
+  const pools = poolsFor(4, 2)
   t.teardown(async () => { await pools.close() })
   t.equal(pools.stats().connectionsOpened, 0)
-  for (const slug of ['a', 'b', 'a']) {
-    const lease = await pools.acquire(target(dbs, slug))
-    await lease.db.raw('SELECT 1')
-    lease.release()
-  }
+  for (const slug of ['a', 'b', 'a']) await query(pools, dbs, slug)
   t.equal(pools.stats().connectionsOpened, 2, 'one per pool: the third request reused a connection')
   const lease = await pools.acquire(target(dbs, 'a'))
   // Two queries at once on one pool need its second connection.
@@ -97,51 +108,77 @@ t.test('connectionsOpened counts every new backend, across pools', async (t) => 
   t.equal(pools.stats().connectionsOpened, 3)
 })
 
-t.test('an evicted pool serves its in-flight request to the end, then closes', async (t) => {
-  const dbs = await testDatabases(t, 'poolevict')
+t.test('a pool grows while its requests queue and the budget has room, and shrinks when idle', async (t) => {
+  const dbs = await testDatabases(t, 'poolgrow')
+  await createDatabases(dbs, ['a', 'b'])
+  let clock = 0
+  const pools = poolsFor(4, 3, { now: () => clock, extraIdleMs: 1_000, idleTimeoutMs: 60_000, sweepIntervalMs: 5 })
+  t.teardown(async () => { await pools.close() })
+
+  await query(pools, dbs, 'a')
+  t.equal(await openConnections(dbs.admin, APP_NAME, 'poolgrow'), 1, 'a pool starts with one connection')
+  await Promise.all(Array.from({ length: 5 }, async () => await query(pools, dbs, 'a', 'SELECT pg_sleep(0.2)')))
+  t.match(pools.stats().servers, [{ growths: 2, shrinks: 0 }], 'five queued queries grew it to TENANT_POOL_SIZE (3), no further')
+  t.equal(await openConnections(dbs.admin, APP_NAME, 'poolgrow'), 3)
+
+  // b's first connection and a second one: the budget of 4 is then full.
+  await Promise.all(Array.from({ length: 2 }, async () => await query(pools, dbs, 'b', 'SELECT pg_sleep(0.2)')))
+  t.equal(pools.stats().servers[0]?.connectionsHeld, 4, 'the budget is full: a 3, b 1')
+  t.match(pools.stats().servers, [{ growths: 2 }], 'b queued, but could not grow past the budget')
+
+  clock += 1_001
+  await until(() => pools.stats().servers[0]?.shrinks === 2)
+  await until(async () => await openConnections(dbs.admin, APP_NAME, 'poolgrow') === 2)
+  t.pass('unused past extraIdleMs, a\'s two extra connections closed; each school keeps its last one')
+
+  clock += 60_000
+  await until(() => pools.stats().open === 0 && pools.stats().retiring === 0 && pools.stats().servers[0]?.connectionsHeld === 0)
+  t.equal(await openConnections(dbs.admin, APP_NAME, 'poolgrow'), 0, 'unused past idleTimeoutMs, the last connections close too')
+})
+
+t.test('a busy school is never taken from: the newcomer waits for an idle one, or gets a 503', async (t) => {
+  const dbs = await testDatabases(t, 'poolbusy')
   await createDatabases(dbs, ['a', 'b', 'c'])
-  const pools = poolsFor(dbs, 2, 2)
+  const pools = poolsFor(2, 1, { slotTimeoutMs: 300 })
   t.teardown(async () => { await pools.close() })
 
   const a = await pools.acquire(target(dbs, 'a'))
   const b = await pools.acquire(target(dbs, 'b'))
   // A request on `a` with two queries in a row, the first one slow.
   const requestOnA = (async () => {
-    await a.db.raw('SELECT pg_sleep(0.4)')
+    await a.db.raw('SELECT pg_sleep(0.2)')
     return (await a.db.raw('SELECT 2 AS two')).rows[0].two as number
   })()
-  b.release()
-  // `c` needs a slot: idle `b` goes first, busy `a` stays.
-  const c = await pools.acquire(target(dbs, 'c'))
-  t.match(pools.stats(), { open: 2, evictions: 1 }, 'the idle pool was evicted, not the busy one')
+  await b.db.raw('SELECT 1')
+  await t.rejects(query(pools, dbs, 'c'), { code: 'TENANT_POOLS_EXHAUSTED', statusCode: 503 },
+    'with both schools busy past the slot timeout, the newcomer gets a 503')
+  t.match(pools.stats(), { evictions: 0, servers: [{ connectionsHeld: 2 }] }, 'and neither busy school lost its connection')
 
-  // Now `d` arrives while `a` and `c` are both busy: `a` (least recent) is retired.
-  const cQuery = c.db.raw('SELECT pg_sleep(0.6)')
-  await createDatabases(dbs, ['d'])
-  const dPromise = pools.acquire(target(dbs, 'd'))
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  t.match(pools.stats(), { retiring: 1, evictions: 2 }, 'the busy pool is retiring, not destroyed')
-  t.equal(await requestOnA, 2, 'both queries of the in-flight request succeed after its pool was evicted')
+  const c = pools.acquire(target(dbs, 'c'))
+  const cQuery = c.then(async (lease) => (await lease.db.raw('SELECT 3 AS three')).rows[0].three as number)
+  await until(() => pools.stats().servers[0]?.slotWaits === 2)
+  b.release()
+  t.equal(await cQuery, 3, 'once b is idle, the newcomer gets its slot')
+  t.match(pools.stats(), { evictions: 1 }, 'b was taken from; a, still busy, was not')
+  t.equal(await requestOnA, 2, 'both queries of the request on a succeeded')
   a.release()
-  const d = await dPromise
-  t.equal((await d.db.raw('SELECT 3 AS three')).rows[0].three, 3)
-  await cQuery
-  c.release()
-  d.release()
-  t.match(pools.stats(), { retiring: 0, open: 2 })
+  ;(await c).release()
 })
 
-t.test('open connections never exceed TENANT_POOLS_MAX x TENANT_POOL_SIZE under many schools', async (t) => {
+t.test('the budget is never exceeded: many schools, a small budget, concurrent first requests', async (t) => {
   const slugs = Array.from({ length: 12 }, (_, i) => `s${i}`)
   const { app, dbs, auth } = await testApp(t, 'poolbound', {
     schools: slugs,
-    env: { TENANT_POOLS_MAX: '3', TENANT_POOL_SIZE: '2' }
+    env: { TENANT_CONNECTIONS_MAX: '5', TENANT_POOL_SIZE: '2' }
   })
   // Create one week per school so each request runs real queries.
   for (const slug of slugs) {
     const res = await app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: auth(slug), payload: { weekOf: '2026-11-23' } })
     t.equal(res.statusCode, 201)
   }
+  // Every pool closed, so the requests below are all first requests.
+  for (const slug of slugs) app.tenancy.pools.drop(`default/${dbs.databaseName(slug)}`)
+  await until(() => app.tenancy.pools.stats().servers[0]?.connectionsHeld === 0)
 
   let peak = 0
   let sampling = true
@@ -162,10 +199,30 @@ t.test('open connections never exceed TENANT_POOLS_MAX x TENANT_POOL_SIZE under 
 
   t.same(statuses.filter((s) => s !== 'ok'), [], 'every request succeeded')
   t.ok(peak > 0, `connections were sampled (peak ${peak})`)
-  t.ok(peak <= 6, `peak ${peak} connections <= 3 pools x 2`)
+  t.ok(peak <= 5, `peak ${peak} connections <= TENANT_CONNECTIONS_MAX (5)`)
   const stats = app.tenancy.pools.stats()
-  t.ok(stats.open <= 3, 'at most 3 pools open')
-  t.ok(stats.evictions > 0, 'pools were evicted to stay within the bound')
+  t.ok(stats.servers[0]!.connectionsHeld <= 5, 'the budget counts no more than 5')
+  t.ok(stats.evictions > 0, 'idle schools gave their connection to others')
+  t.ok(stats.servers[0]!.slotWaits > 0, 'and first requests waited for a slot')
+})
+
+t.test('closing hundreds of open pools closes every connection at once', async (t) => {
+  const dbs = await testDatabases(t, 'poolmany')
+  await createDatabases(dbs, ['a'])
+  const pools = poolsFor(200, 1)
+  // 300 pools under distinct keys, all on one database: the pools do not care.
+  const targets = Array.from({ length: 200 }, (_, i) => ({ ...target(dbs, 'a'), key: `default/many-${i}` }))
+  for (let i = 0; i < targets.length; i += 30) {
+    await Promise.all(targets.slice(i, i + 30).map(async (each) => {
+      const lease = await pools.acquire(each)
+      await lease.db.raw('SELECT 1')
+      lease.release()
+    }))
+  }
+  t.equal(await openConnections(dbs.admin, APP_NAME, 'poolmany'), 200, '200 pools, a connection each')
+  await pools.close()
+  t.equal(await openConnections(dbs.admin, APP_NAME, 'poolmany'), 0, 'none left once close() resolves')
+  t.match(pools.stats(), { open: 0, retiring: 0, servers: [{ connectionsHeld: 0 }] })
 })
 
 t.test('catalog lookups: concurrent misses make one query, unknown slugs are cached, TTL expires', async (t) => {
