@@ -68,12 +68,3 @@ export async function seedWeeks (serverUrl: string, databases: string[], concurr
     }
   })
 }
-
-/** Drops databases and school roles of a prefix (used on configured servers, where nothing is thrown away). */
-export async function dropPrefix (admin: Knex, prefix: string): Promise<void> {
-  const like = `${prefix.replaceAll('_', '\\_')}\\_%`
-  const { rows } = await admin.raw<{ rows: Array<{ datname: string }> }>("SELECT datname FROM pg_database WHERE datname LIKE ? ESCAPE '\\'", [like])
-  for (const { datname } of rows) await admin.raw(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`)
-  const roles = await admin.raw<{ rows: Array<{ rolname: string }> }>("SELECT rolname FROM pg_roles WHERE rolname LIKE ? ESCAPE '\\'", [`school\\_${like}`])
-  for (const { rolname } of roles.rows) await admin.raw(`DROP ROLE IF EXISTS "${rolname}"`)
-}
