@@ -15,6 +15,7 @@
  * Each scenario is a module of scripts/bench/scenarios/.
  */
 import path from 'node:path'
+import { runProgram } from '../src/cli/program.js'
 import { projectRoot } from '../src/config.js'
 import { prepareBench } from './bench/context.js'
 import { openDatabaseServer } from './bench/database-server.js'
@@ -22,7 +23,7 @@ import { parseBenchOptions } from './bench/options.js'
 import { elapsed, machine, say, writeResult } from './bench/report.js'
 import { scenarios } from './bench/scenarios/index.js'
 
-async function main (): Promise<void> {
+await runProgram(async () => {
   const options = parseBenchOptions()
   const chosen = scenarios.filter((s) => options.scenarios.has(s.name))
   const results: Record<string, unknown> = {
@@ -46,9 +47,5 @@ async function main (): Promise<void> {
   }
   const file = writeResult(options.quick ? 'quick.json' : 'latest.json', JSON.stringify(results, null, 2))
   say(`\n${elapsed()} Raw results: ${path.relative(projectRoot, file)}`)
-}
-
-await main().catch((error: Error) => {
-  process.stderr.write(`Benchmark failed: ${error.message}\n`)
-  process.exitCode = 1
-})
+  return 0
+}, { failure: (error) => `Benchmark failed: ${(error as Error).message}` })

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { createSigner } from 'fast-jwt'
 import type { Knex } from 'knex'
+import { createDevSigner } from '../../src/cli/dev-signer.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
 import { dropPrefixedDatabases } from '../../src/postgres/admin.js'
 import { schoolRoleUrl } from '../../src/postgres/roles.js'
@@ -80,7 +80,7 @@ export async function prepareBench (options: BenchOptions, server: DatabaseServe
       return running
     }
     const baseline = await start('baseline', { ...envFor(mainCatalog), BASELINE_DATABASE_URL: schoolRoleUrl(server.url, databaseOf(prefix, 1), roleSecret) })
-    const sign = createSigner({ key: jwtSecret, algorithm: 'HS256', expiresIn: 3_600_000 })
+    const sign = createDevSigner({ secret: jwtSecret, expiresInMs: 3_600_000 })
     const tokens = new Map<string, string>()
     const measureOn: Bench['measure'] = async (url, next, flags = {}) =>
       await measure(url, next, { connections: options.connections, durationSeconds: options.duration, ...flags })

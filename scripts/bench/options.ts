@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util'
+import { parseCommandLine, UsageError, wholeNumberOption } from '../../src/cli/command-line.js'
 import { scenarioNames } from './scenarios/index.js'
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -23,51 +23,33 @@ export interface BenchOptions {
   quick: boolean
 }
 
+/** The command line; a UsageError when it is off. */
 export function parseBenchOptions (): BenchOptions {
-  let values
-  try {
-    ({ values } = parseArgs({
-      options: {
-        scenarios: { type: 'string', default: scenarioNames.join(',') },
-        schools: { type: 'string' },
-        duration: { type: 'string' },
-        connections: { type: 'string', default: '10' },
-        rounds: { type: 'string' },
-        prefix: { type: 'string', default: 'bench' },
-        quick: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false }
-      },
-      strict: true,
-      allowPositionals: false
-    }))
-  } catch (error) {
-    fail((error as Error).message)
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`)
-    process.exit(0)
-  }
+  const { values } = parseCommandLine({
+    usage: USAGE,
+    options: {
+      scenarios: { type: 'string', default: scenarioNames.join(',') },
+      schools: { type: 'string' },
+      duration: { type: 'string' },
+      connections: { type: 'string', default: '10' },
+      rounds: { type: 'string' },
+      prefix: { type: 'string', default: 'bench' },
+      quick: { type: 'boolean', default: false }
+    }
+  })
   const { quick } = values
-  const number = (name: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
-    if (raw === undefined) return fallback
-    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) fail(`--${name} must be a whole number from ${min} to ${max}`)
-    return Number(raw)
-  }
+  const number = (raw: string | undefined, name: string, min: number, max: number, fallback: number): number =>
+    wholeNumberOption(raw, name, { min, max, fallback }, USAGE)
   const scenarios = new Set(values.scenarios.toUpperCase().split(',').map((s) => s.trim()).filter((s) => s !== ''))
-  for (const s of scenarios) if (!scenarioNames.includes(s)) fail(`unknown scenario "${s}"`)
-  if (!/^[a-z][a-z0-9_]{0,20}$/.test(values.prefix)) fail('--prefix must be lowercase letters, digits and _, at most 21 characters')
+  for (const s of scenarios) if (!scenarioNames.includes(s)) throw new UsageError(`unknown scenario "${s}"`, USAGE)
+  if (!/^[a-z][a-z0-9_]{0,20}$/.test(values.prefix)) throw new UsageError('--prefix must be lowercase letters, digits and _, at most 21 characters', USAGE)
   return {
     scenarios,
-    schools: number('schools', values.schools, quick ? 20 : 1000, 10, 5000),
-    duration: number('duration', values.duration, quick ? 2 : 8, 1, 600),
-    connections: number('connections', values.connections, 10, 1, 500),
-    rounds: number('rounds', values.rounds, quick ? 1 : 3, 1, 10),
+    schools: number(values.schools, 'schools', 10, 5000, quick ? 20 : 1000),
+    duration: number(values.duration, 'duration', 1, 600, quick ? 2 : 8),
+    connections: number(values.connections, 'connections', 1, 500, 10),
+    rounds: number(values.rounds, 'rounds', 1, 10, quick ? 1 : 3),
     prefix: values.prefix,
     quick
   }
-}
-
-function fail (message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`)
-  process.exit(2)
 }
