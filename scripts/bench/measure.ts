@@ -50,13 +50,13 @@ export async function metrics (url: string): Promise<Record<string, number>> {
 /** Samples connections the API holds to school databases, every 100 ms; stop() gives the peak. */
 export function sampleConnections (admin: Knex): { stop: () => Promise<number> } {
   let peak = 0
-  let running = true
+  const stopped = new AbortController()
   const loop = (async () => {
-    while (running) {
+    while (!stopped.signal.aborted) {
       const { rows } = await admin.raw<{ rows: Array<{ n: string }> }>("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'school-lunch:api'")
       peak = Math.max(peak, Number(rows[0]?.n ?? 0))
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   })()
-  return { stop: async () => { running = false; await loop; return peak } }
+  return { stop: async () => { stopped.abort(); await loop; return peak } }
 }

@@ -137,8 +137,15 @@ export function createChecks (send: (request: IsolationRequest) => Promise<Isola
         response = await send(request)
       } catch (error) {
         result.unexpected.push({
-          phase, operation: expectation.operation, tokenShape: shape, method: request.method, url: request.url, statusCode: 0,
-          expected: expectation.statuses.join('|'), reason: `transport error: ${(error as Error).message}`, body: ''
+          phase,
+          operation: expectation.operation,
+          tokenShape: shape,
+          method: request.method,
+          url: request.url,
+          statusCode: 0,
+          expected: expectation.statuses.join('|'),
+          reason: `transport error: ${(error as Error).message}`,
+          body: ''
         })
         return { status: 0, body: null, ok: false }
       }

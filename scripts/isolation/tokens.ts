@@ -115,7 +115,15 @@ export function createTokens (sign: (claims: Record<string, unknown>) => string,
     authFor: (shape, school, r1, r2) => {
       const sub = tokens.subject()
       return SHAPES[shape]({
-        tokens, claim, claims, sign, schools, school, sub, r1, r2,
+        tokens,
+        claim,
+        claims,
+        sign,
+        schools,
+        school,
+        sub,
+        r1,
+        r2,
         good: (headers, allowed) => ({ shape, headers, allowed, subject: sub, refusal: null }),
         refused: (headers, status, code) => ({ shape, headers, allowed: [], subject: null, refusal: { status, code } })
       })

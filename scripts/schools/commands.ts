@@ -64,12 +64,12 @@ export async function drop ({ topology }: Context, slug: string, confirmed: bool
   return await withCatalog(topology, async (catalog) => {
     if (!confirmed) {
       const { school, role } = await planDrop(catalog, topology, slug)
-      throw new UsageError(`Refusing to drop without --yes. It would remove, for good:\n` +
+      throw new UsageError('Refusing to drop without --yes. It would remove, for good:\n' +
         `  database ${school.databaseName} on server ${school.server} (all its data)\n` +
         `  role ${role}\n` +
         `  the catalog row of school ${slug} (${school.name})\n` +
         (school.status === 'active' ? `The school is active: suspend it first (npm run schools -- suspend ${slug}).\n` : '') +
-        `Run again with --yes to drop it.`)
+        'Run again with --yes to drop it.')
     }
     const outcome = await dropSchool(catalog, topology, slug)
     process.stdout.write(`Dropped school ${slug}:\n` +
@@ -137,4 +137,3 @@ function details (result: SchoolResult<unknown>): string {
 export function errorText (error: Error): string {
   return typeof (error as { code?: unknown }).code === 'string' ? error.message.replace(/^[\s\S]*? - /, '') : error.message
 }
-

@@ -318,18 +318,20 @@ async function migrateSchool (school: SchoolWithStatus, context: SchoolContext):
     const cloneReady = outcome.database === 'cloned' && !server.roles.has(role) && context.latestMigration !== null &&
       await provisionClone(schoolDb, school.databaseName, role, password, context.latestMigration)
     if (cloneReady) outcome.role = 'created'
-    const latest = cloneReady ? context.latestMigration : await withMigrationLock(schoolDb, async () => {
-      outcome.role = await ensureSchoolRole(schoolDb, role, password, school.roleKeyId !== context.keyId)
-      await restrictDatabase(schoolDb, school.databaseName, role)
-      if (context.rollback) {
-        const [, log] = await schoolDb.migrate.rollback({ migrationSource: appMigrations }) as [number, string[]]
-        outcome.migrations = log
-      } else {
-        outcome.migrations = await runMigrations(schoolDb, appMigrations)
-      }
-      await grantTableAccess(schoolDb, role)
-      return (await completedMigrations(schoolDb)).at(-1) ?? null
-    })
+    const latest = cloneReady
+      ? context.latestMigration
+      : await withMigrationLock(schoolDb, async () => {
+        outcome.role = await ensureSchoolRole(schoolDb, role, password, school.roleKeyId !== context.keyId)
+        await restrictDatabase(schoolDb, school.databaseName, role)
+        if (context.rollback) {
+          const [, log] = await schoolDb.migrate.rollback({ migrationSource: appMigrations }) as [number, string[]]
+          outcome.migrations = log
+        } else {
+          outcome.migrations = await runMigrations(schoolDb, appMigrations)
+        }
+        await grantTableAccess(schoolDb, role)
+        return (await completedMigrations(schoolDb)).at(-1) ?? null
+      })
     if (school.roleKeyId !== context.keyId) await context.schools.setRoleKeyId(school.id, context.keyId)
     await context.schools.recordMigration(school.id, { migration: latest })
   } catch (error) {

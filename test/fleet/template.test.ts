@@ -144,7 +144,7 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
     return await db('lunch_week').select('week_of', 'is_published')
   })
   t.same(week, [{ week_of: '2026-11-23', is_published: true }], "the school's role reads back what it wrote in lunch_week")
-  t.equal(await tryLogin('tpl_oak', 'tpl_pine'), `permission denied for database "tpl_oak"`, "pine's role cannot connect to oak's clone")
+  t.equal(await tryLogin('tpl_oak', 'tpl_pine'), 'permission denied for database "tpl_oak"', "pine's role cannot connect to oak's clone")
   t.equal(await tryLogin('tpl_oak', 'tpl_oak'), 'connected', "oak's role can")
 
   const status = await withDb(catalogUrl, async (db) => await db('school_migration_status as m').join('schools as s', 's.id', 'm.school_id')

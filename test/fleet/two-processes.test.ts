@@ -47,7 +47,7 @@ t.test('a suspension reaches two API processes within a second, and so does resu
   }
   // Both LISTEN on the catalog once their listener has connected (in the background).
   const listening = async (): Promise<number> => Number((await catalog.raw<{ rows: Array<{ n: string }> }>(
-    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'school-lunch:listen' AND datname = ?", [`tproc_catalog`])).rows[0]?.n)
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'school-lunch:listen' AND datname = ?", ['tproc_catalog'])).rows[0]?.n)
   for (let waited = 0; await listening() < 2 && waited < 5_000; waited += 50) await sleep(50)
   t.equal(await listening(), 2, 'both processes listen for catalog changes')
 

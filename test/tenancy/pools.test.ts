@@ -144,9 +144,9 @@ t.test('open connections never exceed TENANT_POOLS_MAX x TENANT_POOL_SIZE under 
   }
 
   let peak = 0
-  let sampling = true
+  const stopped = new AbortController()
   const sampler = (async () => {
-    while (sampling) {
+    while (!stopped.signal.aborted) {
       peak = Math.max(peak, await openConnections(dbs.admin, 'school-lunch:api', 'poolbound'))
       await new Promise((resolve) => setTimeout(resolve, 5))
     }
@@ -157,7 +157,7 @@ t.test('open connections never exceed TENANT_POOLS_MAX x TENANT_POOL_SIZE under 
     const weeks = res.json() as Array<{ weekOf: string }>
     return res.statusCode === 200 && weeks.length === 1 ? 'ok' : `${res.statusCode} ${res.body}`
   }))
-  sampling = false
+  stopped.abort()
   await sampler
 
   t.same(statuses.filter((s) => s !== 'ok'), [], 'every request succeeded')
