@@ -13,7 +13,7 @@ import { lunchRoutes, publicLunchRoutes } from './lunch/routes.js'
 import { sharedSchemas } from './lunch/schemas.js'
 import metrics from './metrics.js'
 import securityHeaders from './security-headers.js'
-import tenancy from './tenancy/plugin.js'
+import tenancy, { type TenancyOptions } from './tenancy/plugin.js'
 import { identityRoutes } from './tenancy/routes.js'
 
 export interface AppOptions {
@@ -23,12 +23,14 @@ export interface AppOptions {
   servers: Record<string, string>
   /** Fastify logger setting; tests pass false or their own. */
   logger?: boolean | object
+  /** Tenancy settings that are not configuration, for tests. */
+  tenancy?: Pick<TenancyOptions, 'unavailableForMs'>
 }
 
 const BODY_LIMIT_BYTES = 16 * 1024
 
 /** Builds the service; never listens (server.ts does, tests inject). */
-export async function buildApp ({ config, catalogUrl, servers, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp ({ config, catalogUrl, servers, logger, tenancy: tenancyOptions = {} }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     // One line per request, written in onResponse below once the school is
@@ -125,7 +127,8 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
     catalogCacheTtlMs: config.catalogCacheTtlMs,
     tenantPoolSize: config.tenantPoolSize,
     tenantPoolsMax: config.tenantPoolsMax,
-    roleSecret: config.tenantRoleSecret
+    roleSecret: config.tenantRoleSecret,
+    ...tenancyOptions
   })
   await app.register(metrics)
 

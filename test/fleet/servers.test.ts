@@ -16,6 +16,7 @@ import { schoolRoleName } from '../../src/postgres/roles.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 import { testServerUrl } from '../helpers/databases.js'
 import { clusterPort } from '../helpers/cluster.js'
+import { sleep } from '../helpers/timing.js'
 
 const east: EmbeddedPostgresConfig = {
   dataDir: path.resolve(projectRoot, '.data/test-fleet-servers'),
@@ -40,8 +41,6 @@ const TENANT_SERVERS = `default=${suiteUrl},east=${eastUrl}`
 const suiteAdmin = createKnex(suiteUrl, { max: 2 })
 const eastAdmin = createKnex(eastUrl, { max: 2 })
 t.teardown(async () => { await Promise.all([suiteAdmin.destroy(), eastAdmin.destroy()]) })
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** Names on a server starting with `<prefix>_` (databases) or `school_<prefix>_` (roles). */
 async function namesOn (admin: Knex, prefix: string): Promise<{ databases: string[], roles: string[] }> {

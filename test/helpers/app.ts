@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type AppOptions } from '../../src/app.js'
 import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
 import { createDevSigner } from '../../src/cli/dev-signer.js'
 import { DEVELOPMENT_JWT_SECRET } from '../../src/config.js'
@@ -30,6 +30,8 @@ export interface TestAppOptions {
   unmigrated?: string[]
   /** Extra settings, e.g. { CATALOG_CACHE_TTL_MS: '100' }. */
   env?: Record<string, string>
+  /** Tenancy plugin options that are not configuration (see AppOptions). */
+  tenancy?: AppOptions['tenancy']
 }
 
 /**
@@ -61,7 +63,7 @@ export async function testApp (t: Test, prefix: string, options: TestAppOptions 
     }
   })
   const config = dbs.config(options.env ?? {})
-  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream } })
+  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream }, tenancy: options.tenancy })
   await app.ready()
   t.teardown(async () => { await app.close() })
 

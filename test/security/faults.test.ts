@@ -18,19 +18,8 @@ import { quoteIdentifier } from '../../src/postgres/names.js'
 import { TEST_SECRET, testApp } from '../helpers/app.js'
 import { testDatabases, testServerUrl } from '../helpers/databases.js'
 import { startServerProcess } from '../helpers/run.js'
+import { sleep, waitFor } from '../helpers/timing.js'
 import { clusterPort } from '../helpers/cluster.js'
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-/** Polls `check` until it returns true; throws with `what` after `timeoutMs`. Resolves to the time it took. */
-async function waitFor (what: string, timeoutMs: number, check: () => boolean | Promise<boolean>, everyMs = 20): Promise<number> {
-  const started = Date.now()
-  for (;;) {
-    if (await check()) return Date.now() - started
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
-  }
-}
 
 /** The promise's value, or `fallback` once `ms` have passed (the timer does not outlive it). */
 async function within<T, F> (promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {

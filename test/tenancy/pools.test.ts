@@ -6,6 +6,7 @@ import { createSchoolDirectory } from '../../src/tenancy/school-directory.js'
 import { createTenantPools, type TenantPools } from '../../src/tenancy/tenant-pools.js'
 import { testApp } from '../helpers/app.js'
 import { testDatabases, testServerUrl, type TestDatabases } from '../helpers/databases.js'
+import { sleep } from '../helpers/timing.js'
 
 const APP_NAME = 'pools-test'
 
@@ -119,7 +120,7 @@ t.test('an evicted pool serves its in-flight request to the end, then closes', a
   const cQuery = c.db.raw('SELECT pg_sleep(0.6)')
   await createDatabases(dbs, ['d'])
   const dPromise = pools.acquire(target(dbs, 'd'))
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   t.match(pools.stats(), { retiring: 1, evictions: 2 }, 'the busy pool is retiring, not destroyed')
   t.equal(await requestOnA, 2, 'both queries of the in-flight request succeed after its pool was evicted')
   a.release()
@@ -148,7 +149,7 @@ t.test('open connections never exceed TENANT_POOLS_MAX x TENANT_POOL_SIZE under 
   const sampler = (async () => {
     while (!stopped.signal.aborted) {
       peak = Math.max(peak, await openConnections(dbs.admin, 'school-lunch:api', 'poolbound'))
-      await new Promise((resolve) => setTimeout(resolve, 5))
+      await sleep(5)
     }
   })()
   const statuses = await Promise.all(Array.from({ length: 300 }, async (_, i) => {
@@ -187,7 +188,7 @@ t.test('catalog lookups: concurrent misses make one query, unknown slugs are cac
   t.equal(queries, 2, 'an unknown slug is asked once, then remembered')
   t.equal(await directory.resolve('forged'), null)
 
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  await sleep(200)
   await directory.resolve('forged')
   t.equal(queries, 3, 'unknown slugs are remembered only briefly')
   await directory.resolve('pine')
@@ -195,7 +196,7 @@ t.test('catalog lookups: concurrent misses make one query, unknown slugs are cac
 
   await catalog('schools').where({ slug: 'pine' }).update({ status: 'suspended' })
   queries = 0
-  await new Promise((resolve) => setTimeout(resolve, 350))
+  await sleep(350)
   t.equal((await directory.resolve('pine'))?.status, 'suspended', 'a change shows once the TTL has passed')
   t.equal(queries, 1)
   t.match(directory.stats(), { entries: 2 })
