@@ -47,13 +47,17 @@ export interface IsolationOptions {
 
 export type Phase = 'seed' | 'load' | 'sweep'
 
-export interface Leak {
+/** Which request of the run a finding is about. */
+export interface Answered {
   phase: Phase
   operation: string
   tokenShape: string
   method: string
   url: string
   statusCode: number
+}
+
+export interface Leak extends Answered {
   /** The school the response may speak of; null when it may speak of none (a refused request). */
   expectedSchool: string | null
   /** Whose data was found; null when it is no school's known data. */
@@ -63,13 +67,7 @@ export interface Leak {
   value: string
 }
 
-export interface Unexpected {
-  phase: Phase
-  operation: string
-  tokenShape: string
-  method: string
-  url: string
-  statusCode: number
+export interface Unexpected extends Answered {
   /** The statuses (and code) this request could answer. */
   expected: string
   reason: string
