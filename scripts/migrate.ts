@@ -6,14 +6,16 @@
  * from its server's template) and brings each to the latest app migration.
  * Exit code 0 only when every school succeeded.
  */
-import { parseArgs } from 'node:util'
+import { parseCommandLine, UsageError, wholeNumberOption } from '../src/cli/command-line.js'
+import { runProgram } from '../src/cli/program.js'
+import { progressLine } from '../src/cli/progress.js'
 import { loadConfigOrExit } from '../src/config.js'
 import { hasFailures, isNoop, migrateSchools, type MigrateReport } from '../src/fleet/migrate-schools.js'
 import { fleetStatus, formatFleetStatus } from '../src/fleet/fleet-status.js'
 import { formatTable } from '../src/fleet/table.js'
 import { openCatalog } from '../src/catalog/catalog.js'
 import { appMigrations } from '../src/postgres/migrations.js'
-import { resolveTopology } from '../src/postgres/topology.js'
+import type { Topology } from '../src/postgres/topology.js'
 import { templateStates } from '../src/fleet/template.js'
 
 const USAGE = `Usage: npm run migrate -- [options]
@@ -39,54 +41,31 @@ interface CommandLine {
   status: boolean
 }
 
-function parseCommandLine (config: { migrateConcurrency: number }): CommandLine {
-  let values
-  try {
-    ({ values } = parseArgs({
-      options: {
-        school: { type: 'string', multiple: true },
-        concurrency: { type: 'string' },
-        'dry-run': { type: 'boolean', default: false },
-        failed: { type: 'boolean', default: false },
-        rollback: { type: 'boolean', default: false },
-        'no-template': { type: 'boolean', default: false },
-        verify: { type: 'boolean', default: false },
-        status: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false }
-      },
-      strict: true,
-      allowPositionals: false
-    }))
-  } catch (error) {
-    usageError((error as Error).message)
-  }
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`)
-    process.exit(0)
-  }
-  let concurrency = config.migrateConcurrency
-  if (values.concurrency !== undefined) {
-    concurrency = Number(values.concurrency)
-    if (!/^\d+$/.test(values.concurrency) || concurrency < 1 || concurrency > 256) {
-      usageError(`--concurrency must be a whole number from 1 to 256 (got "${values.concurrency}")`)
+function parseMigrateCommandLine (config: { migrateConcurrency: number }): CommandLine {
+  const { values } = parseCommandLine({
+    usage: USAGE,
+    options: {
+      school: { type: 'string', multiple: true },
+      concurrency: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      failed: { type: 'boolean', default: false },
+      rollback: { type: 'boolean', default: false },
+      'no-template': { type: 'boolean', default: false },
+      verify: { type: 'boolean', default: false },
+      status: { type: 'boolean', default: false }
     }
-  }
-  if (values.rollback === true && values.failed === true) usageError('--rollback and --failed do not go together')
+  })
+  if (values.rollback && values.failed) throw new UsageError('--rollback and --failed do not go together', USAGE)
   return {
     ...(values.school === undefined ? {} : { only: values.school }),
-    concurrency,
-    dryRun: values['dry-run'] === true,
-    failedOnly: values.failed === true,
-    rollback: values.rollback === true,
-    useTemplate: values['no-template'] !== true,
-    verify: values.verify === true,
-    status: values.status === true
+    concurrency: wholeNumberOption(values.concurrency, 'concurrency', { min: 1, max: 256, fallback: config.migrateConcurrency }, USAGE),
+    dryRun: values['dry-run'],
+    failedOnly: values.failed,
+    rollback: values.rollback,
+    useTemplate: !values['no-template'],
+    verify: values.verify,
+    status: values.status
   }
-}
-
-function usageError (message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`)
-  process.exit(2)
 }
 
 function printReport (report: MigrateReport): void {
@@ -141,55 +120,41 @@ function printReport (report: MigrateReport): void {
   process.stdout.write(out.join('\n') + '\n')
 }
 
-async function main (): Promise<void> {
-  const config = loadConfigOrExit()
-  const options = parseCommandLine(config)
-  const topology = await resolveTopology(config)
-  const exit = (code: number): never => {
-    topology.release()
-    process.exit(code)
+async function printStatus (topology: Topology): Promise<number> {
+  const catalog = openCatalog(topology.catalogUrl, 1)
+  const status = await fleetStatus(catalog, {}).then(formatFleetStatus, (error: Error) => error)
+  await catalog.destroy()
+  if (status instanceof Error) {
+    process.stderr.write(`Could not read the catalog: ${status.message}\n`)
+    return 1
   }
-  process.once('SIGINT', () => exit(130))
-  process.once('SIGTERM', () => exit(143))
-
-  if (options.status) {
-    const catalog = openCatalog(topology.catalogUrl, 1)
-    const status = await fleetStatus(catalog, {}).then(formatFleetStatus, (error: Error) => error)
-    await catalog.destroy()
-    if (status instanceof Error) {
-      process.stderr.write(`Could not read the catalog: ${status.message}\n`)
-      exit(1)
-    }
-    const templates = await templateStates(topology.servers, appMigrations)
-    process.stdout.write(`${status}\n\n${Object.entries(templates).map(([server, state]) => `Template on ${server}: ${state}`).join('\n')}\n`)
-    exit(0)
-  }
-
-  const showProgress = process.stderr.isTTY
-  const started = Date.now()
-  try {
-    const report = await migrateSchools(topology, {
-      concurrency: options.concurrency,
-      ...(options.only === undefined ? {} : { only: options.only }),
-      dryRun: options.dryRun,
-      failedOnly: options.failedOnly,
-      rollback: options.rollback,
-      useTemplate: options.useTemplate,
-      verify: options.verify,
-      roleSecret: config.tenantRoleSecret,
-      createStrategy: config.createDatabaseStrategy,
-      onProgress: showProgress
-        ? ({ done, total, failed }) => process.stderr.write(`\rSchools: ${done}/${total} done${failed > 0 ? `, ${failed} failed` : ''}   `)
-        : undefined
-    })
-    if (showProgress && report.schools.length > 0) process.stderr.write('\n')
-    printReport(report)
-    process.stdout.write(`Took ${((Date.now() - started) / 1000).toFixed(1)} s.\n`)
-    exit(hasFailures(report) ? 1 : 0)
-  } catch (error) {
-    process.stderr.write(`Migration stopped: ${(error as Error).message}\n`)
-    exit(1)
-  }
+  const templates = await templateStates(topology.servers, appMigrations)
+  process.stdout.write(`${status}\n\n${Object.entries(templates).map(([server, state]) => `Template on ${server}: ${state}`).join('\n')}\n`)
+  return 0
 }
 
-await main()
+await runProgram(async (program) => {
+  const config = loadConfigOrExit()
+  const options = parseMigrateCommandLine(config)
+  const topology = await program.attach(config)
+  if (options.status) return await printStatus(topology)
+
+  const progress = progressLine('Schools')
+  const started = Date.now()
+  const report = await migrateSchools(topology, {
+    concurrency: options.concurrency,
+    ...(options.only === undefined ? {} : { only: options.only }),
+    dryRun: options.dryRun,
+    failedOnly: options.failedOnly,
+    rollback: options.rollback,
+    useTemplate: options.useTemplate,
+    verify: options.verify,
+    roleSecret: config.tenantRoleSecret,
+    createStrategy: config.createDatabaseStrategy,
+    onProgress: progress.update
+  })
+  progress.end()
+  printReport(report)
+  process.stdout.write(`Took ${((Date.now() - started) / 1000).toFixed(1)} s.\n`)
+  return hasFailures(report) ? 1 : 0
+}, { failure: (error) => `Migration stopped: ${(error as Error).message}` })

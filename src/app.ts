@@ -13,7 +13,7 @@ import { lunchRoutes, publicLunchRoutes } from './lunch/routes.js'
 import { sharedSchemas } from './lunch/schemas.js'
 import metrics from './metrics.js'
 import securityHeaders from './security-headers.js'
-import tenancy from './tenancy/plugin.js'
+import tenancy, { type TenancyOptions } from './tenancy/plugin.js'
 import { identityRoutes } from './tenancy/routes.js'
 
 export interface AppOptions {
@@ -23,12 +23,14 @@ export interface AppOptions {
   servers: Record<string, string>
   /** Fastify logger setting; tests pass false or their own. */
   logger?: boolean | object
+  /** Tenancy settings that are not configuration, for tests. */
+  tenancy?: Pick<TenancyOptions, 'unavailableForMs'>
 }
 
 const BODY_LIMIT_BYTES = 16 * 1024
 
 /** Builds the service; never listens (server.ts does, tests inject). */
-export async function buildApp ({ config, catalogUrl, servers, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp ({ config, catalogUrl, servers, logger, tenancy: tenancyOptions = {} }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     // One line per request, written in onResponse below once the school is
@@ -79,13 +81,15 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
   app.addHook('onResponse', (request, reply, done) => {
     // The school is a field of the line rather than of a child logger: a
     // child per request cost ~3% of the CPU of a request under load.
-    if (infoEnabled(request)) request.log.info({
-      school: request.school?.slug,
-      method: request.method,
-      path: request.url.split('?')[0],
-      statusCode: reply.statusCode,
-      ms: Math.round(reply.elapsedTime * 10) / 10
-    }, 'request')
+    if (infoEnabled(request)) {
+      request.log.info({
+        school: request.school?.slug,
+        method: request.method,
+        path: request.url.split('?')[0],
+        statusCode: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10
+      }, 'request')
+    }
     done()
   })
 
@@ -127,7 +131,8 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
     tenantConnectConcurrency: config.tenantConnectConcurrency,
     catalogPoolSize: config.catalogPoolSize,
     migrateConcurrency: config.migrateConcurrency,
-    roleSecret: config.tenantRoleSecret
+    roleSecret: config.tenantRoleSecret,
+    ...tenancyOptions
   })
   await app.register(metrics)
 
@@ -195,8 +200,17 @@ function infoEnabled (request: FastifyRequest): boolean {
 
 function httpReason (statusCode: number): string {
   const reasons: Record<number, string> = {
-    400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
-    413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable'
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    409: 'Conflict',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    429: 'Too Many Requests',
+    500: 'Internal Server Error',
+    503: 'Service Unavailable'
   }
   return reasons[statusCode] ?? 'Error'
 }

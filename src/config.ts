@@ -1,6 +1,7 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import dotenv from 'dotenv'
+import { parseWholeNumber, wholeNumberProblem } from './cli/whole-number.js'
 
 /** The project root, whether this file runs from src/ or from dist/src/. */
 export const projectRoot = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)))
@@ -215,11 +216,9 @@ class EnvReader {
   integer (name: string, fallback: number, min: number, max: number): number {
     const raw = this.string(name)
     if (raw === null) return fallback
-    if (!/^-?\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-      this.problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`)
-      return fallback
-    }
-    return Number(raw)
+    const value = parseWholeNumber(raw, min, max)
+    if (value === null) this.problems.push(wholeNumberProblem(name, raw, min, max))
+    return value ?? fallback
   }
 
   boolean (name: string, fallback: boolean): boolean {

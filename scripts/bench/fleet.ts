@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process'
-import path from 'node:path'
 import type { Knex } from 'knex'
 import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
-import { projectRoot } from '../../src/config.js'
+import { runTsx } from '../../src/cli/tsx-child.js'
 import { runConcurrently } from '../../src/fleet/concurrency.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
 
@@ -31,25 +29,13 @@ export interface MigrateRun { seconds: number, code: number | null, summary: str
 /** `npm run migrate` as an operator runs it, timed from spawn to exit. */
 export async function runMigrate (env: Record<string, string>, args: string[] = []): Promise<MigrateRun> {
   const started = process.hrtime.bigint()
-  return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'scripts/migrate.ts'), ...args], {
-      cwd: projectRoot,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: '/dev/null', ...env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    child.on('error', reject)
-    child.on('close', (code) => {
-      const lines = output.trim().split('\n')
-      resolve({
-        seconds: Number(process.hrtime.bigint() - started) / 1e9,
-        code,
-        summary: lines.filter((l) => /school\(s\)|Nothing to do|FAILED/.test(l)).slice(-3).join(' | ') || (lines.at(-1) ?? '')
-      })
-    })
-  })
+  const { code, stdout, stderr } = await runTsx('scripts/migrate.ts', args, { env })
+  const lines = `${stdout}${stderr}`.trim().split('\n')
+  return {
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    code,
+    summary: lines.filter((l) => /school\(s\)|Nothing to do|FAILED/.test(l)).slice(-3).join(' | ') || (lines.at(-1) ?? '')
+  }
 }
 
 /** One published week with five filled days in each school database (id 1 in a fresh database). */
@@ -67,13 +53,4 @@ export async function seedWeeks (serverUrl: string, databases: string[], concurr
       await db.destroy()
     }
   })
-}
-
-/** Drops databases and school roles of a prefix (used on configured servers, where nothing is thrown away). */
-export async function dropPrefix (admin: Knex, prefix: string): Promise<void> {
-  const like = `${prefix.replaceAll('_', '\\_')}\\_%`
-  const { rows } = await admin.raw<{ rows: Array<{ datname: string }> }>("SELECT datname FROM pg_database WHERE datname LIKE ? ESCAPE '\\'", [like])
-  for (const { datname } of rows) await admin.raw(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`)
-  const roles = await admin.raw<{ rows: Array<{ rolname: string }> }>("SELECT rolname FROM pg_roles WHERE rolname LIKE ? ESCAPE '\\'", [`school\\_${like}`])
-  for (const { rolname } of roles.rows) await admin.raw(`DROP ROLE IF EXISTS "${rolname}"`)
 }

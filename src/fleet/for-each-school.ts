@@ -5,12 +5,6 @@ import { schoolRoleUrl } from '../postgres/roles.js'
 import { runConcurrently } from './concurrency.js'
 import { resolveSchoolServer } from './school-server.js'
 
-/**
- * knex prints connection failures to the console, stack and all; here they
- * reach the caller (a school's result, or the rejection) instead.
- */
-export const silentKnexLog: Knex.Logger = { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} }
-
 /** Where the schools are and how to log in to them. */
 export interface Fleet {
   catalogUrl: string
@@ -64,7 +58,7 @@ export interface ForEachSchoolOptions {
  * `roleSecret: config.tenantRoleSecret`.
  */
 export async function forEachSchool<T> (fleet: Fleet, fn: SchoolTask<T>, options: ForEachSchoolOptions): Promise<Array<SchoolResult<T>>> {
-  const catalog = createKnex(fleet.catalogUrl, { max: 1, applicationName: 'school-lunch:for-each', log: silentKnexLog })
+  const catalog = createKnex(fleet.catalogUrl, { max: 1, applicationName: 'school-lunch:for-each' })
   let schools: School[]
   try {
     schools = await schoolsRepository(catalog).list(options.only === undefined ? {} : { slugs: options.only })
@@ -100,8 +94,7 @@ async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>): Prom
     const serverUrl = resolveSchoolServer(school, fleet.servers)
     db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, fleet.roleSecret), {
       max: 1,
-      applicationName: 'school-lunch:for-each',
-      log: silentKnexLog
+      applicationName: 'school-lunch:for-each'
     })
     return { slug: school.slug, ok: true, value: await fn({ school, db }) }
   } catch (error) {

@@ -5,7 +5,6 @@ import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
 import { assertSchoolDatabaseName, isSafeName, NAME_RULE, quoteIdentifier } from '../postgres/names.js'
 import { schoolRoleName } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
-import { silentKnexLog } from './for-each-school.js'
 import { resolveSchoolServer, ServerNotConfigured } from './school-server.js'
 
 /*
@@ -164,7 +163,7 @@ export async function dropSchool (catalog: Knex, where: Servers, slug: string): 
     if (plan.school.status !== 'suspended') {
       throw new SchoolAdminError(`School "${slug}" is active: suspend it first (npm run schools -- suspend ${slug})`)
     }
-    const admin = createKnex(databaseUrl(plan.serverUrl, 'postgres'), { max: 1, applicationName: 'school-lunch:schools', log: silentKnexLog })
+    const admin = createKnex(databaseUrl(plan.serverUrl, 'postgres'), { max: 1, applicationName: 'school-lunch:schools' })
     try {
       const databaseFound = await databaseExists(admin, plan.school.databaseName)
       // The database goes first: the role's privileges live in it, and a

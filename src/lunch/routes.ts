@@ -27,14 +27,20 @@ const schoolHeader = {
 export const lunchRoutes: FastifyPluginAsync = async (app) => {
   app.get('/lunch-weeks', {
     schema: {
-      tags: ['lunch'], summary: 'The school\'s lunch weeks, newest first', security: secured, headers: schoolHeader,
+      tags: ['lunch'],
+      summary: 'The school\'s lunch weeks, newest first',
+      security: secured,
+      headers: schoolHeader,
       response: { 200: { type: 'array', items: { $ref: 'LunchWeek#' } }, ...errorResponses }
     }
   }, async (request) => await lunchWeeks(request.db).list())
 
   app.post<{ Body: { weekOf: string } }>('/lunch-weeks', {
     schema: {
-      tags: ['lunch'], summary: 'Create a week (Monday) with its five weekdays', security: secured, headers: schoolHeader,
+      tags: ['lunch'],
+      summary: 'Create a week (Monday) with its five weekdays',
+      security: secured,
+      headers: schoolHeader,
       body: createWeekBody,
       response: { 201: { $ref: 'LunchWeekWithDays#' }, 409: { $ref: 'Error#' }, ...errorResponses }
     }
@@ -47,7 +53,10 @@ export const lunchRoutes: FastifyPluginAsync = async (app) => {
 
   app.get<{ Params: { id: string } }>('/lunch-weeks/:id', {
     schema: {
-      tags: ['lunch'], summary: 'One week with its days', security: secured, headers: schoolHeader,
+      tags: ['lunch'],
+      summary: 'One week with its days',
+      security: secured,
+      headers: schoolHeader,
       params: weekIdParams,
       response: { 200: { $ref: 'LunchWeekWithDays#' }, ...errorResponses }
     }
@@ -59,8 +68,12 @@ export const lunchRoutes: FastifyPluginAsync = async (app) => {
 
   app.patch<{ Params: { id: string }, Body: { isPublished: boolean } }>('/lunch-weeks/:id', {
     schema: {
-      tags: ['lunch'], summary: 'Publish or unpublish a week', security: secured, headers: schoolHeader,
-      params: weekIdParams, body: publishWeekBody,
+      tags: ['lunch'],
+      summary: 'Publish or unpublish a week',
+      security: secured,
+      headers: schoolHeader,
+      params: weekIdParams,
+      body: publishWeekBody,
       response: { 200: { $ref: 'LunchWeekWithDays#' }, ...errorResponses }
     }
   }, async (request) => {
@@ -71,7 +84,10 @@ export const lunchRoutes: FastifyPluginAsync = async (app) => {
 
   app.delete<{ Params: { id: string } }>('/lunch-weeks/:id', {
     schema: {
-      tags: ['lunch'], summary: 'Delete a week and its days', security: secured, headers: schoolHeader,
+      tags: ['lunch'],
+      summary: 'Delete a week and its days',
+      security: secured,
+      headers: schoolHeader,
       params: weekIdParams,
       response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses }
     }
@@ -82,8 +98,12 @@ export const lunchRoutes: FastifyPluginAsync = async (app) => {
 
   app.patch<{ Params: { id: string, dayId: string }, Body: { menuDetails: string } }>('/lunch-weeks/:id/days/:dayId', {
     schema: {
-      tags: ['lunch'], summary: 'Set the menu of one day of a week', security: secured, headers: schoolHeader,
-      params: dayIdParams, body: updateDayBody,
+      tags: ['lunch'],
+      summary: 'Set the menu of one day of a week',
+      security: secured,
+      headers: schoolHeader,
+      params: dayIdParams,
+      body: updateDayBody,
       response: { 200: { $ref: 'LunchDay#' }, ...errorResponses }
     }
   }, async (request) => {
@@ -99,7 +119,8 @@ export const publicLunchRoutes: FastifyPluginAsync = async (app) => {
   app.get<{ Params: { slug: string, weekOf: string } }>('/schools/:slug/lunch-weeks/:weekOf', {
     preHandler: app.tenancy.publicSchool,
     schema: {
-      tags: ['public'], summary: 'A school\'s published lunch week, by its Monday',
+      tags: ['public'],
+      summary: 'A school\'s published lunch week, by its Monday',
       params: publicWeekParams,
       response: { 200: { $ref: 'LunchWeekWithDays#' }, 400: { $ref: 'Error#' }, 404: { $ref: 'Error#' }, 503: { $ref: 'Error#' } }
     }

@@ -43,3 +43,16 @@ export async function freeConnections (admin: Knex): Promise<number> {
          - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS free`)
   return rows[0]?.free ?? 0
 }
+
+/**
+ * Drops every database named `<prefix>_…` and the school roles made for
+ * them (`school_<prefix>_…`): roles are cluster-wide and outlive their
+ * databases. For namespaces that tests and the bench own on a shared server.
+ */
+export async function dropPrefixedDatabases (admin: Knex, prefix: string): Promise<void> {
+  const like = `${prefix.replaceAll('_', '\\_')}\\_%`
+  const databases = await admin.raw<{ rows: Array<{ datname: string }> }>("SELECT datname FROM pg_database WHERE datname LIKE ? ESCAPE '\\'", [like])
+  for (const { datname } of databases.rows) await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(datname)} WITH (FORCE)`)
+  const roles = await admin.raw<{ rows: Array<{ rolname: string }> }>("SELECT rolname FROM pg_roles WHERE rolname LIKE ? ESCAPE '\\'", [`school\\_${like}`])
+  for (const { rolname } of roles.rows) await admin.raw(`DROP ROLE IF EXISTS ${quoteIdentifier(rolname)}`)
+}

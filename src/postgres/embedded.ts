@@ -168,10 +168,10 @@ function start (bin: Binaries, options: EmbeddedPostgresConfig, owner: ReturnTyp
     "-c unix_socket_directories=''",
     `-c max_connections=${options.maxConnections}`,
     // The autovacuum launcher visits every database once per naptime, each
-    // visit a new worker process. At the default 60 s and 1,000 school
-    // databases that is 17 backends started a second: 41% of a core on an
-    // idle 2-core machine, measured, against 3% with autovacuum off. 10 min
-    // is one visit every 0.6 s there. (Real servers: see the README.)
+    // visit a new worker process. With a database per school, the default
+    // naptime keeps an idle server busy starting workers; a longer one still
+    // checks every database for wraparound. (Figures and real servers: the
+    // README, "Connection budget".)
     '-c autovacuum_naptime=600',
     ...(options.fsync ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off'])
   ]

@@ -39,9 +39,8 @@ export function roleKeyId (secret: string): string {
  * each guess at it dearer, which matters for passwords people choose. These
  * are 256-bit HMAC outputs: no guessing reaches them at 1 iteration or 4096.
  * The client does the stretching at every login, and the API logs in once per
- * new pool connection. At PostgreSQL's default of 4096 the stretching took
- * 1.4 to 3 ms of client CPU per login on a 2-core machine, 11–13% of the
- * whole cost of opening a connection there.
+ * new pool connection: at PostgreSQL's default of 4096 it is a noticeable
+ * part of opening a connection (README, "School roles").
  */
 export const SCHOOL_ROLE_SCRAM_ITERATIONS = 1
 

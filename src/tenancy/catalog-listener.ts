@@ -10,6 +10,8 @@ export interface SchoolChange {
 }
 
 export interface CatalogListener {
+  /** Resolves once the first LISTEN is in place: changes made after it are heard. */
+  ready: Promise<void>
   close: () => Promise<void>
 }
 
@@ -32,6 +34,8 @@ export function listenForSchoolChanges (catalogUrl: string, handlers: {
   let retryMs = RETRY_MIN_MS
   let timer: NodeJS.Timeout | null = null
   let everConnected = false
+  let listening: () => void = () => {}
+  const ready = new Promise<void>((resolve) => { listening = resolve })
 
   const scheduleReconnect = (): void => {
     if (closed || timer !== null) return
@@ -71,10 +75,12 @@ export function listenForSchoolChanges (catalogUrl: string, handlers: {
     retryMs = RETRY_MIN_MS
     if (everConnected) handlers.onResync()
     everConnected = true
+    listening()
   }
 
   void connect()
   return {
+    ready,
     async close () {
       closed = true
       if (timer !== null) clearTimeout(timer)

@@ -45,6 +45,8 @@ export interface Tenancy {
   translateError: (error: unknown, request: FastifyRequest) => Error | null
   directory: SchoolDirectory
   pools: TenantPools
+  /** Resolves once this process hears the catalog's school_changed notifications. */
+  listening: Promise<void>
 }
 
 export interface TenancyOptions {
@@ -63,11 +65,13 @@ export interface TenancyOptions {
   migrateConcurrency: number
   /** TENANT_ROLE_SECRET: pools log in as the school's own role with it. */
   roleSecret: string
+  /**
+   * After a failed connect, a database is not tried again for this long, so
+   * a dead server costs its school one fast 503 per request and nobody else
+   * a thing. Default 1 s; tests that repair a database set it shorter.
+   */
+  unavailableForMs?: number
 }
-
-// After a failed connect, a database is not tried again for this long, so a
-// dead server costs its school one fast 503 per request and nobody else a thing.
-const UNAVAILABLE_FOR_MS = 1_000
 
 const LEASE = Symbol('tenantLease')
 interface Leased { [LEASE]?: TenantLease }
@@ -163,7 +167,7 @@ export default fp<TenancyOptions>(async (app, options) => {
         if (school.roleKeyId === null) failure = 'not-migrated'
         else if (school.roleKeyId !== keyId) request.log.error({ school: school.slug }, 'TENANT_ROLE_SECRET differs from the one migrate used')
       }
-      if (isLastingFailure(failure)) unavailable.set(key, { until: Date.now() + UNAVAILABLE_FOR_MS, failure })
+      if (isLastingFailure(failure)) unavailable.set(key, { until: Date.now() + (options.unavailableForMs ?? 1_000), failure })
       throw databaseFailureError(failure, school.slug)
     }
     const leased = request as FastifyRequest & Leased
@@ -225,5 +229,5 @@ export default fp<TenancyOptions>(async (app, options) => {
     await pools.close()
   })
 
-  app.decorate('tenancy', { authenticate, publicSchool, translateError, directory, pools })
+  app.decorate('tenancy', { authenticate, publicSchool, translateError, directory, pools, listening: listener.ready })
 }, { name: 'tenancy', dependencies: ['catalog'] })

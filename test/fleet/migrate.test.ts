@@ -130,7 +130,7 @@ t.test('a dry run with no catalog yet creates no catalog', async (t) => {
   const dbs = await testDatabases(t, 'migdrycat')
   const report = await migrateSchools(dbs.topology, { concurrency: 2, dryRun: true })
   t.equal(report.catalog.missing, true)
-  t.equal((await listDatabases(dbs.admin)).has(`migdrycat_catalog`), false)
+  t.equal((await listDatabases(dbs.admin)).has('migdrycat_catalog'), false)
 })
 
 t.test('--school limits the run; unknown slugs and servers are reported', async (t) => {

@@ -16,6 +16,7 @@ import { schoolRoleName } from '../../src/postgres/roles.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 import { testServerUrl } from '../helpers/databases.js'
 import { clusterPort } from '../helpers/cluster.js'
+import { sleep } from '../helpers/timing.js'
 
 const east: EmbeddedPostgresConfig = {
   dataDir: path.resolve(projectRoot, '.data/test-fleet-servers'),
@@ -40,8 +41,6 @@ const TENANT_SERVERS = `default=${suiteUrl},east=${eastUrl}`
 const suiteAdmin = createKnex(suiteUrl, { max: 2 })
 const eastAdmin = createKnex(eastUrl, { max: 2 })
 t.teardown(async () => { await Promise.all([suiteAdmin.destroy(), eastAdmin.destroy()]) })
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** Names on a server starting with `<prefix>_` (databases) or `school_<prefix>_` (roles). */
 async function namesOn (admin: Knex, prefix: string): Promise<{ databases: string[], roles: string[] }> {
@@ -164,9 +163,9 @@ t.test('the pool bound is per server: under load neither server goes over it, an
   const count = async (client: pg.Client): Promise<number> => (await client.query<{ n: number }>(
     "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'school-lunch:api' AND datname LIKE 'svpool\\_%'")).rows[0]?.n ?? -1
   const samples: Array<{ suite: number, east: number }> = []
-  let running = true
+  const stopped = new AbortController()
   const sampling = (async () => {
-    while (running) {
+    while (!stopped.signal.aborted) {
       const [suite, eastCount] = await Promise.all(samplers.map(count)) as [number, number]
       samples.push({ suite, east: eastCount })
       await sleep(5)
@@ -180,7 +179,7 @@ t.test('the pool bound is per server: under load neither server goes over it, an
   const outcomes: Array<{ slug: string, status: number, code: string | null, ms: number }> = []
   const headers = new Map([...defaults, ...easts].map((slug) => [slug, app.auth(slug)]))
   const worker = async (slug: string): Promise<void> => {
-    while (running) {
+    while (!stopped.signal.aborted) {
       const started = Date.now()
       const res = await app.app.inject({ url: '/api/lunch-weeks', headers: headers.get(slug) })
       outcomes.push({ slug, status: res.statusCode, code: res.statusCode === 200 ? null : res.json<{ code: string }>().code, ms: Date.now() - started })
@@ -189,7 +188,7 @@ t.test('the pool bound is per server: under load neither server goes over it, an
   const workers = [...busy.default.flatMap((slug) => Array.from({ length: 4 }, async () => { await worker(slug) })),
     ...busy.east.flatMap((slug) => Array.from({ length: 1 }, async () => { await worker(slug) }))]
   await sleep(4_000)
-  running = false
+  stopped.abort()
   await Promise.all(workers)
   await sampling
 

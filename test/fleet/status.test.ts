@@ -145,7 +145,7 @@ t.test('migrate records each school; --status, --failed and --rollback work from
   t.equal(status.ok1?.migration, latest, 'ok1: recorded at the latest migration again')
   t.equal(status.newbie?.migration, latest)
   const final = await migrate(['--status'])
-  t.match(final.stdout, `4 school(s): 4 current, 0 behind, 0 failed, 0 never.`)
+  t.match(final.stdout, '4 school(s): 4 current, 0 behind, 0 failed, 0 never.')
 
   // ---- --rollback and --failed do not combine
   const both = await migrate(['--rollback', '--failed'])

@@ -8,10 +8,12 @@ import { DEVELOPMENT_JWT_SECRET } from '../../src/config.js'
 import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { testDatabases } from '../helpers/databases.js'
 import { startServerProcess, type ServerProcess } from '../helpers/run.js'
+import { waitFor } from '../helpers/timing.js'
 
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+// Well inside the 30 s TTL: only the notification explains a change seen this soon.
+const BEFORE_THE_TTL_MS = 10_000
 
-t.test('a suspension reaches two API processes within a second, and so does resuming', async (t) => {
+t.test('a suspension reaches two API processes before the cache TTL, and so does resuming', async (t) => {
   const dbs = await testDatabases(t, 'tproc')
   await prepareCatalog(dbs.catalogUrl)
   const catalog = openCatalog(dbs.catalogUrl, 1)
@@ -31,39 +33,30 @@ t.test('a suspension reaches two API processes within a second, and so does resu
     const body = await res.json() as { code?: string }
     return { status: res.status, code: res.status === 200 ? null : (body.code ?? null) }
   }
-  /** Polls one process until it answers `status` (and `code`); the ms it took, or -1 after 3 s. */
-  const until = async (server: ServerProcess, status: number, code: string | null): Promise<number> => {
-    const started = Date.now()
-    while (Date.now() - started < 3_000) {
+  /** Polls one process until it answers `status` (and `code`); the ms it took. */
+  const until = async (server: ServerProcess, status: number, code: string | null): Promise<number> =>
+    await waitFor(`${server.address} to answer ${status}`, BEFORE_THE_TTL_MS, async () => {
       const answer = await ask(server)
-      if (answer.status === status && answer.code === code) return Date.now() - started
-      await sleep(10)
-    }
-    return -1
-  }
+      return answer.status === status && answer.code === code
+    }, 10)
 
   for (const [i, server] of servers.entries()) {
     t.same(await ask(server), { status: 200, code: null }, `process ${i + 1} serves alpha (and caches it for 30 s)`)
   }
   // Both LISTEN on the catalog once their listener has connected (in the background).
   const listening = async (): Promise<number> => Number((await catalog.raw<{ rows: Array<{ n: string }> }>(
-    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'school-lunch:listen' AND datname = ?", [`tproc_catalog`])).rows[0]?.n)
-  for (let waited = 0; await listening() < 2 && waited < 5_000; waited += 50) await sleep(50)
-  t.equal(await listening(), 2, 'both processes listen for catalog changes')
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'school-lunch:listen' AND datname = ?", ['tproc_catalog'])).rows[0]?.n)
+  await t.resolves(waitFor('both listeners', 5_000, async () => await listening() === 2, 50), 'both processes listen for catalog changes')
 
   await catalog('schools').where({ slug: 'alpha' }).update({ status: 'suspended' })
-  const suspended = await Promise.all(servers.map(async (s) => await until(s, 403, 'SCHOOL_SUSPENDED')))
-  t.comment(`suspension seen by the processes after ${suspended.join(' ms and ')} ms`)
-  for (const [i, ms] of suspended.entries()) {
-    t.ok(ms >= 0 && ms < 1_000, `process ${i + 1} answers 403 SCHOOL_SUSPENDED within 1 s (${ms} ms)`)
-  }
+  const suspended = Promise.all(servers.map(async (s) => await until(s, 403, 'SCHOOL_SUSPENDED')))
+  await t.resolves(suspended, 'both processes answer 403 SCHOOL_SUSPENDED before the TTL')
+  t.comment(`suspension seen by the processes after ${(await suspended).join(' ms and ')} ms`)
 
   await catalog('schools').where({ slug: 'alpha' }).update({ status: 'active' })
-  const resumed = await Promise.all(servers.map(async (s) => await until(s, 200, null)))
-  t.comment(`resuming seen by the processes after ${resumed.join(' ms and ')} ms`)
-  for (const [i, ms] of resumed.entries()) {
-    t.ok(ms >= 0 && ms < 1_000, `process ${i + 1} serves alpha again within 1 s (${ms} ms)`)
-  }
+  const resumed = Promise.all(servers.map(async (s) => await until(s, 200, null)))
+  await t.resolves(resumed, 'both processes serve alpha again before the TTL')
+  t.comment(`resuming seen by the processes after ${(await resumed).join(' ms and ')} ms`)
 
   for (const server of servers) server.child.kill('SIGTERM')
   const codes = await Promise.all(servers.map(async (s) => await s.exited))

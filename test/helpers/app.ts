@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import { createSigner } from 'fast-jwt'
 import type { Test } from 'tap'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type AppOptions } from '../../src/app.js'
 import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
+import { createDevSigner } from '../../src/cli/dev-signer.js'
 import { DEVELOPMENT_JWT_SECRET } from '../../src/config.js'
 import { migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { testDatabases, type TestDatabases } from './databases.js'
@@ -30,6 +30,8 @@ export interface TestAppOptions {
   unmigrated?: string[]
   /** Extra settings, e.g. { CATALOG_CACHE_TTL_MS: '100' }. */
   env?: Record<string, string>
+  /** Tenancy plugin options that are not configuration (see AppOptions). */
+  tenancy?: AppOptions['tenancy']
 }
 
 /**
@@ -61,12 +63,11 @@ export async function testApp (t: Test, prefix: string, options: TestAppOptions 
     }
   })
   const config = dbs.config(options.env ?? {})
-  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream } })
+  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream }, tenancy: options.tenancy })
   await app.ready()
   t.teardown(async () => { await app.close() })
 
-  const sign = createSigner({ key: TEST_SECRET, algorithm: 'HS256', expiresIn: 3_600_000 })
-  const token = (claims: Record<string, unknown>): string => sign(claims)
+  const token = createDevSigner({ secret: TEST_SECRET, expiresInMs: 3_600_000 })
   const setStatus = async (slug: string, status: 'active' | 'suspended'): Promise<void> => {
     const db = openCatalog(dbs.catalogUrl, 1)
     try {

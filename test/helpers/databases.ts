@@ -1,9 +1,9 @@
 import type { Test } from 'tap'
 import type { Knex } from 'knex'
 import { loadConfig, type Config } from '../../src/config.js'
+import { dropPrefixedDatabases } from '../../src/postgres/admin.js'
 import { attachEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
-import { quoteIdentifier } from '../../src/postgres/names.js'
 import type { Topology } from '../../src/postgres/topology.js'
 import { externalServerUrl, testCluster } from './cluster.js'
 
@@ -40,9 +40,9 @@ export interface TestDatabases {
 export async function testDatabases (t: Test, prefix: string): Promise<TestDatabases> {
   const url = await testServerUrl()
   const admin = createKnex(url, { max: 2 })
-  await dropNamespace(admin, prefix)
+  await dropPrefixedDatabases(admin, prefix)
   t.teardown(async () => {
-    await dropNamespace(admin, prefix)
+    await dropPrefixedDatabases(admin, prefix)
     await admin.destroy()
   })
   const catalogUrl = databaseUrl(url, `${prefix}_catalog`)
@@ -55,20 +55,6 @@ export async function testDatabases (t: Test, prefix: string): Promise<TestDatab
     config: (overrides = {}) => loadConfig({ ...env, ...overrides }),
     databaseName: (slug) => `${prefix}_${slug}`,
     admin
-  }
-}
-
-async function dropNamespace (admin: Knex, prefix: string): Promise<void> {
-  const { rows } = await admin.raw<{ rows: Array<{ datname: string }> }>(
-    "SELECT datname FROM pg_database WHERE datname LIKE ? ESCAPE '\\'", [`${prefix.replaceAll('_', '\\_')}\\_%`])
-  for (const { datname } of rows) {
-    await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(datname)} WITH (FORCE)`)
-  }
-  // School roles are cluster-wide and outlive their databases.
-  const roles = await admin.raw<{ rows: Array<{ rolname: string }> }>(
-    "SELECT rolname FROM pg_roles WHERE rolname LIKE ? ESCAPE '\\'", [`school\\_${prefix.replaceAll('_', '\\_')}\\_%`])
-  for (const { rolname } of roles.rows) {
-    await admin.raw(`DROP ROLE IF EXISTS ${quoteIdentifier(rolname)}`)
   }
 }
 

@@ -3,6 +3,7 @@ import type { Test } from 'tap'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Knex } from 'knex'
 import { testApp, type TestApp } from '../helpers/app.js'
+import { assertError } from '../helpers/assertions.js'
 import { withDatabase } from '../helpers/databases.js'
 
 /*
@@ -14,7 +15,6 @@ import { withDatabase } from '../helpers/databases.js'
 interface Day { id: number, day: string, menuDetails: string }
 interface Week { id: number, weekOf: string, isPublished: boolean, createdAt: string, updatedAt: string }
 interface WeekWithDays extends Week { days: Day[] }
-interface ErrorBody { statusCode: number, code: string, error: string, message: string }
 
 interface WeekRow { id: string | number, week_of: string, is_published: boolean, created_at: Date, updated_at: Date }
 interface DayRow { id: string | number, lunch_week_id: string | number, day: string, menu_details: string }
@@ -53,21 +53,6 @@ async function weekCount (ctx: TestApp, slug: string): Promise<number> {
 
 function json<T> (res: LightMyRequestResponse): T {
   return res.json<T>()
-}
-
-/** The response is the given error: status, stable code and the full error shape. */
-function assertError (t: Test, res: LightMyRequestResponse, statusCode: number, code: string, what: string): void {
-  t.equal(res.statusCode, statusCode, `${what}: status ${statusCode}`)
-  t.match(res.headers['content-type'], /^application\/json/, `${what}: JSON error body`)
-  let body: ErrorBody | null = null
-  try {
-    body = json<ErrorBody>(res)
-  } catch {
-    t.fail(`${what}: body is not JSON: ${res.body}`)
-    return
-  }
-  t.match(body, { statusCode, code, error: String, message: String }, `${what}: code ${code}`)
-  t.not(body.message, '', `${what}: has a message`)
 }
 
 async function post (ctx: TestApp, slug: string, payload: unknown): Promise<LightMyRequestResponse> {

@@ -18,19 +18,8 @@ import { quoteIdentifier } from '../../src/postgres/names.js'
 import { TEST_SECRET, testApp } from '../helpers/app.js'
 import { testDatabases, testServerUrl } from '../helpers/databases.js'
 import { startServerProcess } from '../helpers/run.js'
+import { sleep, waitFor } from '../helpers/timing.js'
 import { clusterPort } from '../helpers/cluster.js'
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-/** Polls `check` until it returns true; throws with `what` after `timeoutMs`. Resolves to the time it took. */
-async function waitFor (what: string, timeoutMs: number, check: () => boolean | Promise<boolean>, everyMs = 20): Promise<number> {
-  const started = Date.now()
-  for (;;) {
-    if (await check()) return Date.now() - started
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
-  }
-}
 
 /** The promise's value, or `fallback` once `ms` have passed (the timer does not outlive it). */
 async function within<T, F> (promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
@@ -76,7 +65,7 @@ function freshMonday (): string {
 function startLoad (app: FastifyInstance, auth: (slug: string) => { authorization: string }, slugs: string[], workersPerSchool = 3): Load {
   const outcomes: Outcome[] = []
   const headers = new Map(slugs.map((slug) => [slug, auth(slug)]))
-  let running = true
+  const stopped = new AbortController()
 
   async function worker (slug: string, offset: number): Promise<void> {
     const authorization = headers.get(slug) as { authorization: string }
@@ -84,7 +73,7 @@ function startLoad (app: FastifyInstance, auth: (slug: string) => { authorizatio
     // database it lives in may be gone.
     let week: { id: number, dayId: number } | null = null
     let step = offset
-    while (running) {
+    while (!stopped.signal.aborted) {
       let op = (['list', 'create', 'publish', 'day'] as const)[step++ % 4] as Outcome['op']
       if (week === null && (op === 'publish' || op === 'day')) op = 'list'
       const startedAt = Date.now()
@@ -111,7 +100,7 @@ function startLoad (app: FastifyInstance, auth: (slug: string) => { authorizatio
     outcomes,
     of: (slug, since = 0) => outcomes.filter((o) => o.slug === slug && o.startedAt >= since),
     stop: async () => {
-      running = false
+      stopped.abort()
       await done
       return outcomes
     }
@@ -300,7 +289,7 @@ t.test("a school's server stops while serving: fast 503s for it alone, back when
 t.test('catalog unreachable: cached schools serve until their entry expires, the rest get a fast 503', async (t) => {
   const ttl = 1_500
   const { app, dbs, auth } = await testApp(t, 'flcat', { schools: ['warm', 'cold'], env: { CATALOG_CACHE_TTL_MS: String(ttl) } })
-  const catalogDb = `flcat_catalog`
+  const catalogDb = 'flcat_catalog'
   t.equal(dbs.catalogUrl, databaseUrl(dbs.serverUrl, catalogDb), 'the catalog database this test locks')
 
   const allowConnections = async (admin: Knex, allow: boolean): Promise<void> => {
@@ -458,9 +447,9 @@ t.test('SIGTERM under load: in-flight requests finish, exit 0, no connection lef
   ]
   // Meanwhile calm's reads flow (to the end, before the signal).
   const calmReads: string[] = []
-  let reading = true
+  const readsStopped = new AbortController()
   const readers = Promise.all([0, 1].map(async () => {
-    while (reading) {
+    while (!readsStopped.signal.aborted) {
       calmReads.push(await send('calm'))
       await sleep(10)
     }
@@ -478,7 +467,7 @@ t.test('SIGTERM under load: in-flight requests finish, exit 0, no connection lef
     return w[dbs.databaseName('busy')] === 30 && w[dbs.databaseName('calm')] === 5
   }, 50)
   await sleep(200) // some more calm reads while busy is stuck
-  reading = false
+  readsStopped.abort()
   await readers
   t.ok(calmReads.length >= 5, `calm was read ${calmReads.length} times while busy was blocked`)
   t.same(calmReads.filter((s) => s !== '200'), [], 'every calm read was a 200')
@@ -500,7 +489,7 @@ t.test('SIGTERM under load: in-flight requests finish, exit 0, no connection lef
 
   // Graceful or not, a dead process's sockets close; what must never remain is
   // a connection of the stopped server to any of this test's databases.
-  const names = [`flsig_catalog`, dbs.databaseName('busy'), dbs.databaseName('calm')]
+  const names = ['flsig_catalog', dbs.databaseName('busy'), dbs.databaseName('calm')]
   const remaining = async (): Promise<number> => {
     const { rows } = await dbs.admin.raw<{ rows: Array<{ n: string }> }>(
       "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE 'school-lunch:%' AND datname IN (?, ?, ?)", names)

@@ -104,7 +104,7 @@ async function snapshot (serverUrl: string, admin: Knex, prefixes: string[]): Pr
       }))
     }
     const { rows } = await admin.raw<{ rows: Array<{ datname: string }> }>(
-      "SELECT datname FROM pg_database WHERE datname LIKE ? ORDER BY datname", [`${prefix}\\_%`])
+      'SELECT datname FROM pg_database WHERE datname LIKE ? ORDER BY datname', [`${prefix}\\_%`])
     result[prefix] = { schools, lunch, databases: rows.map((r) => r.datname) }
   }
   // Dates and bigints compared by their JSON form.

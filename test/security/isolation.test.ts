@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import {
   runIsolationCheck, summarizeReasons, type IsolationRequest, type IsolationResponse, type IsolationResult, type Send
-} from '../../scripts/isolation.js'
+} from '../../scripts/isolation/check.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 import { withDatabase } from '../helpers/databases.js'
 
@@ -11,7 +11,7 @@ import { withDatabase } from '../helpers/databases.js'
  * and writes with random token shapes, through app.inject on real school
  * databases. With at most 8 school pools of 2 connections, pools are evicted
  * and recreated all along. Every response is checked against the school its
- * token names (scripts/isolation.ts); then every school database is read
+ * token names (scripts/isolation/); then every school database is read
  * directly, so a write that reached the wrong database shows too.
  */
 

@@ -6,6 +6,7 @@ import { createSchoolDirectory } from '../../src/tenancy/school-directory.js'
 import { createTenantPools, type TenantPools, type TenantPoolsOptions } from '../../src/tenancy/tenant-pools.js'
 import { testApp } from '../helpers/app.js'
 import { testDatabases, testServerUrl, type TestDatabases } from '../helpers/databases.js'
+import { sleep, waitFor } from '../helpers/timing.js'
 
 const APP_NAME = 'pools-test'
 
@@ -30,15 +31,6 @@ async function openConnections (admin: Knex, applicationName: string, prefix: st
   const { rows } = await admin.raw<{ rows: Array<{ n: string }> }>(
     "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = ? AND datname LIKE ? ESCAPE '!'", [applicationName, `${prefix}!_%`])
   return Number(rows[0]?.n ?? 0)
-}
-
-/** Resolves once `condition` holds, checking every few milliseconds; fails the test after 10 s. */
-async function until (condition: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (!await condition()) {
-    if (Date.now() > deadline) throw new Error('the condition never held')
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 async function query (pools: TenantPools, dbs: TestDatabases, slug: string, sql = 'SELECT 1'): Promise<void> {
@@ -127,12 +119,12 @@ t.test('a pool grows while its requests queue and the budget has room, and shrin
   t.match(pools.stats().servers, [{ growths: 2 }], 'b queued, but could not grow past the budget')
 
   clock += 1_001
-  await until(() => pools.stats().servers[0]?.shrinks === 2)
-  await until(async () => await openConnections(dbs.admin, APP_NAME, 'poolgrow') === 2)
+  await waitFor('the extra connections to close', 10_000, () => pools.stats().servers[0]?.shrinks === 2, 5)
+  await waitFor('PostgreSQL to let them go', 10_000, async () => await openConnections(dbs.admin, APP_NAME, 'poolgrow') === 2, 5)
   t.pass('unused past extraIdleMs, a\'s two extra connections closed; each school keeps its last one')
 
   clock += 60_000
-  await until(() => pools.stats().open === 0 && pools.stats().retiring === 0 && pools.stats().servers[0]?.connectionsHeld === 0)
+  await waitFor('the idle pools to close', 10_000, () => pools.stats().open === 0 && pools.stats().retiring === 0 && pools.stats().servers[0]?.connectionsHeld === 0, 5)
   t.equal(await openConnections(dbs.admin, APP_NAME, 'poolgrow'), 0, 'unused past idleTimeoutMs, the last connections close too')
 })
 
@@ -156,7 +148,7 @@ t.test('a busy school is never taken from: the newcomer waits for an idle one, o
 
   const c = pools.acquire(target(dbs, 'c'))
   const cQuery = c.then(async (lease) => (await lease.db.raw('SELECT 3 AS three')).rows[0].three as number)
-  await until(() => pools.stats().servers[0]?.slotWaits === 2)
+  await waitFor('c to wait for a slot', 10_000, () => pools.stats().servers[0]?.slotWaits === 2, 5)
   b.release()
   t.equal(await cQuery, 3, 'once b is idle, the newcomer gets its slot')
   t.match(pools.stats(), { evictions: 1 }, 'b was taken from; a, still busy, was not')
@@ -178,14 +170,14 @@ t.test('the budget is never exceeded: many schools, a small budget, concurrent f
   }
   // Every pool closed, so the requests below are all first requests.
   for (const slug of slugs) app.tenancy.pools.drop(`default/${dbs.databaseName(slug)}`)
-  await until(() => app.tenancy.pools.stats().servers[0]?.connectionsHeld === 0)
+  await waitFor('every pool to close', 10_000, () => app.tenancy.pools.stats().servers[0]?.connectionsHeld === 0, 5)
 
   let peak = 0
-  let sampling = true
+  const stopped = new AbortController()
   const sampler = (async () => {
-    while (sampling) {
+    while (!stopped.signal.aborted) {
       peak = Math.max(peak, await openConnections(dbs.admin, 'school-lunch:api', 'poolbound'))
-      await new Promise((resolve) => setTimeout(resolve, 5))
+      await sleep(5)
     }
   })()
   const statuses = await Promise.all(Array.from({ length: 300 }, async (_, i) => {
@@ -194,7 +186,7 @@ t.test('the budget is never exceeded: many schools, a small budget, concurrent f
     const weeks = res.json() as Array<{ weekOf: string }>
     return res.statusCode === 200 && weeks.length === 1 ? 'ok' : `${res.statusCode} ${res.body}`
   }))
-  sampling = false
+  stopped.abort()
   await sampler
 
   t.same(statuses.filter((s) => s !== 'ok'), [], 'every request succeeded')
@@ -244,7 +236,7 @@ t.test('catalog lookups: concurrent misses make one query, unknown slugs are cac
   t.equal(queries, 2, 'an unknown slug is asked once, then remembered')
   t.equal(await directory.resolve('forged'), null)
 
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  await sleep(200)
   await directory.resolve('forged')
   t.equal(queries, 3, 'unknown slugs are remembered only briefly')
   await directory.resolve('pine')
@@ -252,7 +244,7 @@ t.test('catalog lookups: concurrent misses make one query, unknown slugs are cac
 
   await catalog('schools').where({ slug: 'pine' }).update({ status: 'suspended' })
   queries = 0
-  await new Promise((resolve) => setTimeout(resolve, 350))
+  await sleep(350)
   t.equal((await directory.resolve('pine'))?.status, 'suspended', 'a change shows once the TTL has passed')
   t.equal(queries, 1)
   t.match(directory.stats(), { entries: 2 })

@@ -1,0 +1,55 @@
+import { parseCommandLine, UsageError, wholeNumberOption } from '../../src/cli/command-line.js'
+import { scenarioNames } from './scenarios/index.js'
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+  --scenarios A,B,C,D,E   which to run (default all)
+  --schools N             schools for B, C and E (default 1000)
+  --duration S            seconds per load run (default 8)
+  --connections N         concurrent HTTP connections (default 10)
+  --rounds N              A: rounds of the three cases, interleaved (default 3)
+  --prefix P              name prefix of the bench's databases (default bench)
+  --quick                 tiny sizes, for a smoke run: 20 schools, 2 s runs, 1 round
+
+BENCH_PG_PORT sets the port of the bench's own embedded server (default 15439).`
+
+export interface BenchOptions {
+  scenarios: Set<string>
+  schools: number
+  duration: number
+  connections: number
+  rounds: number
+  prefix: string
+  quick: boolean
+}
+
+/** The command line; a UsageError when it is off. */
+export function parseBenchOptions (): BenchOptions {
+  const { values } = parseCommandLine({
+    usage: USAGE,
+    options: {
+      scenarios: { type: 'string', default: scenarioNames.join(',') },
+      schools: { type: 'string' },
+      duration: { type: 'string' },
+      connections: { type: 'string', default: '10' },
+      rounds: { type: 'string' },
+      prefix: { type: 'string', default: 'bench' },
+      quick: { type: 'boolean', default: false }
+    }
+  })
+  const { quick } = values
+  const number = (raw: string | undefined, name: string, min: number, max: number, fallback: number): number =>
+    wholeNumberOption(raw, name, { min, max, fallback }, USAGE)
+  const scenarios = new Set(values.scenarios.toUpperCase().split(',').map((s) => s.trim()).filter((s) => s !== ''))
+  for (const s of scenarios) if (!scenarioNames.includes(s)) throw new UsageError(`unknown scenario "${s}"`, USAGE)
+  if (!/^[a-z][a-z0-9_]{0,20}$/.test(values.prefix)) throw new UsageError('--prefix must be lowercase letters, digits and _, at most 21 characters', USAGE)
+  return {
+    scenarios,
+    schools: number(values.schools, 'schools', 10, 5000, quick ? 20 : 1000),
+    duration: number(values.duration, 'duration', 1, 600, quick ? 2 : 8),
+    connections: number(values.connections, 'connections', 1, 500, 10),
+    rounds: number(values.rounds, 'rounds', 1, 10, quick ? 1 : 3),
+    prefix: values.prefix,
+    quick
+  }
+}

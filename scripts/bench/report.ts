@@ -1,0 +1,31 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { projectRoot } from '../../src/config.js'
+
+export const RESULTS_DIR = path.join(projectRoot, 'scripts/bench/results')
+
+export const say = (line: string): void => { process.stdout.write(`${line}\n`) }
+
+const benchStarted = Date.now()
+/** [m:ss] since the bench started, so a reader sees where the time goes. */
+export const elapsed = (): string => {
+  const seconds = Math.round((Date.now() - benchStarted) / 1000)
+  return `[${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}]`
+}
+
+export const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+export const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
+
+/** What the raw results file says about the machine the numbers come from. */
+export function machine (): Record<string, unknown> {
+  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version }
+}
+
+/** Writes a file under scripts/bench/results/; returns its path. */
+export function writeResult (name: string, content: string): string {
+  fs.mkdirSync(RESULTS_DIR, { recursive: true })
+  const file = path.join(RESULTS_DIR, name)
+  fs.writeFileSync(file, content)
+  return file
+}

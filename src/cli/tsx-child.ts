@@ -1,0 +1,91 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import path from 'node:path'
+import type { Readable } from 'node:stream'
+import { projectRoot } from '../config.js'
+
+export type TsxChild = ChildProcessByStdio<null, Readable, Readable>
+
+export interface TsxChildOptions {
+  /** The child's whole environment besides PATH and HOME: nothing else is inherited. */
+  env: Record<string, string>
+  /** Node options before the script, e.g. --cpu-prof. */
+  nodeArgs?: string[]
+}
+
+/**
+ * Starts a project script (scripts/*.ts, src/server.ts) under tsx, as an
+ * operator would, from the project root. ENV_FILE=/dev/null, so a
+ * developer's .env cannot leak into the child.
+ */
+export function spawnTsx (script: string, args: string[], { env, nodeArgs = [] }: TsxChildOptions): TsxChild {
+  return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(projectRoot, script), ...args], {
+    cwd: projectRoot,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ENV_FILE: '/dev/null' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+}
+
+export interface TsxRun { code: number | null, stdout: string, stderr: string }
+
+/** Runs a script to its end; after `timeoutMs` it is killed and the promise rejects. */
+export async function runTsx (script: string, args: string[], options: TsxChildOptions & { timeoutMs?: number }): Promise<TsxRun> {
+  const child = spawnTsx(script, args, options)
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  return await new Promise((resolve, reject) => {
+    const timer = options.timeoutMs === undefined
+      ? null
+      : setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${script} ${args.join(' ')} timed out\n${stdout}\n${stderr}`)) }, options.timeoutMs)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      if (timer !== null) clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+export interface TsxServer {
+  /** The first group of `ready` in the child's output, e.g. its address. */
+  address: string
+  child: TsxChild
+  /** Resolves with the exit code once the process has ended. */
+  exited: Promise<number | null>
+  /** Everything it printed so far, stdout and stderr. */
+  output: () => string
+  /** SIGTERM, then waits for the exit. */
+  stop: () => Promise<void>
+}
+
+/**
+ * Starts a long-running script and waits until its output matches `ready`
+ * (whose first group is the address); rejects if it exits or takes longer
+ * than `timeoutMs`.
+ */
+export async function startTsx (script: string, args: string[], options: TsxChildOptions & { ready: RegExp, timeoutMs?: number }): Promise<TsxServer> {
+  const child = spawnTsx(script, args, options)
+  let output = ''
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`${script} did not start:\n${output}`)) }, options.timeoutMs ?? 60_000)
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString()
+      const match = options.ready.exec(output)
+      if (match?.[1] !== undefined) { clearTimeout(timer); resolve(match[1]) }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`${script} exited with ${code}:\n${output}`)) })
+  })
+  return {
+    address,
+    child,
+    exited,
+    output: () => output,
+    stop: async () => {
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
