@@ -1,5 +1,5 @@
 import {
-  SchoolClaimInvalid, SchoolClaimMissing, SchoolHeaderInvalid, SchoolNotAllowed, SchoolNotSelected,
+  AuthKeysUnavailable, SchoolClaimInvalid, SchoolClaimMissing, SchoolHeaderInvalid, SchoolNotAllowed, SchoolNotSelected,
   TokenExpired, TokenInvalid, TokenMalformed, TokenMissing, TokenNotYetValid
 } from '../errors.js'
 import { isSafeName } from '../postgres/names.js'
@@ -34,10 +34,10 @@ export function bearerToken (values: string[]): string {
 }
 
 /** Verifies with the app's one verifier and turns fast-jwt's failures into our codes. */
-export function verifyToken (verify: (token: string) => unknown, token: string): Claims {
+export async function verifyToken (verify: (token: string) => unknown, token: string): Promise<Claims> {
   let payload: unknown
   try {
-    payload = verify(token)
+    payload = await verify(token)
   } catch (error) {
     throw tokenError(error)
   }
@@ -48,8 +48,13 @@ export function verifyToken (verify: (token: string) => unknown, token: string):
 }
 
 function tokenError (error: unknown): Error {
-  const code = (error as { code?: string }).code
+  const { code, originalError } = error as { code?: string, originalError?: unknown }
   switch (code) {
+    // The key set answers for itself (unknown kid, keys unavailable); any
+    // other failure there is a bug, left to surface as one.
+    case 'FAST_JWT_KEY_FETCHING_ERROR':
+      if (originalError instanceof TokenInvalid || originalError instanceof AuthKeysUnavailable) return originalError
+      return originalError instanceof Error ? originalError : new Error('the token key lookup failed')
     case 'FAST_JWT_EXPIRED': return new TokenExpired()
     case 'FAST_JWT_INACTIVE': return new TokenNotYetValid()
     case 'FAST_JWT_MALFORMED':

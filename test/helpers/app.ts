@@ -30,6 +30,8 @@ export interface TestAppOptions {
   unmigrated?: string[]
   /** Extra settings, e.g. { CATALOG_CACHE_TTL_MS: '100' }. */
   env?: Record<string, string>
+  /** The token key set's clock, for tests that move time on. */
+  clock?: () => number
 }
 
 /**
@@ -61,7 +63,7 @@ export async function testApp (t: Test, prefix: string, options: TestAppOptions 
     }
   })
   const config = dbs.config(options.env ?? {})
-  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream } })
+  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream }, ...(options.clock === undefined ? {} : { clock: options.clock }) })
   await app.ready()
   t.teardown(async () => { await app.close() })
 
