@@ -197,9 +197,11 @@ t.test('a key set that cannot be reached at start: the app starts; tokens get a 
   const port = (closed.address() as AddressInfo).port
   await new Promise<void>((resolve) => closed.close(() => { resolve() }))
 
+  const now = Date.now()
   const { app, logs } = await testApp(t, 'jwksdown', {
     schools: ['alpha'],
-    env: { JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json`, JWT_AUDIENCE: AUDIENCE, JWT_SCHOOL_CLAIM: CLAIM }
+    env: { JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json`, JWT_AUDIENCE: AUDIENCE, JWT_SCHOOL_CLAIM: CLAIM },
+    clock: () => now
   })
   await app.tokens.keys?.refresh()
   t.match(logs, [{ level: 50, msg: /key set: fetch failed, could not connect/ }], 'the failure is logged')
@@ -208,5 +210,5 @@ t.test('a key set that cannot be reached at start: the app starts; tokens get a 
   const res = await app.inject({ method: 'GET', url: '/api/me', headers: { authorization: `Bearer ${tokenSigner(current)(claims())}` } })
   t.equal(res.statusCode, 503)
   t.equal(res.json<{ code: string }>().code, 'AUTH_KEYS_UNAVAILABLE')
-  t.equal(res.headers['retry-after'], '30')
+  t.equal(res.headers['retry-after'], '30', 'the cooldown that followed the failed fetch, whole')
 })

@@ -30,23 +30,37 @@ export interface ServerProcess {
   exited: Promise<number | null>
   /** Everything it printed so far. */
   output: () => string
+  /** Resolves once its output matches the pattern; rejects if it exits or 30 s pass first. */
+  printed: (pattern: RegExp) => Promise<void>
   child: ChildProcessWithoutNullStreams
 }
 
-/** Starts the real server (src/server.ts) on a free port and waits until it listens. */
-export async function startServerProcess (env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src/server.ts')], {
+/** The production entry point, as `npm run build` writes it. */
+export const COMPILED_SERVER = path.join(projectRoot, 'dist/src/server.js')
+
+/**
+ * Starts the real server on a free port and waits until it listens: the
+ * TypeScript under tsx, or with `compiled` the build, as plain `node`.
+ */
+export async function startServerProcess (env: Record<string, string>, { compiled = false } = {}): Promise<ServerProcess> {
+  const entry = compiled ? [COMPILED_SERVER] : ['--import', 'tsx', path.join(projectRoot, 'src/server.ts')]
+  const child = spawn(process.execPath, entry, {
     cwd: projectRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: '0', ENV_FILE: '/dev/null', LOG_LEVEL: 'info' },
     stdio: ['pipe', 'pipe', 'pipe']
   })
   child.stdin.end()
   let output = ''
+  const watchers: Array<{ pattern: RegExp, resolve: () => void }> = []
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`server did not start:\n${output}`)) }, 60_000)
     const onData = (chunk: Buffer): void => {
       output += chunk.toString()
+      for (const watcher of watchers.filter((w) => w.pattern.test(output))) {
+        watchers.splice(watchers.indexOf(watcher), 1)
+        watcher.resolve()
+      }
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
       if (match?.[1] !== undefined) { clearTimeout(timer); resolve(match[1]) }
     }
@@ -54,5 +68,18 @@ export async function startServerProcess (env: Record<string, string>): Promise<
     child.stderr.on('data', onData)
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${output}`)) })
   })
-  return { address, exited, output: () => output, child }
+  const printed = async (pattern: RegExp): Promise<void> => {
+    if (pattern.test(output)) return
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => watchers.push({ pattern, resolve })),
+        exited.then((code) => { throw new Error(`server exited with ${code} before printing ${pattern}:\n${output}`) }),
+        new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`server did not print ${pattern} within 30 s:\n${output}`)) }, 30_000) })
+      ])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  return { address, exited, output: () => output, printed, child }
 }
