@@ -34,8 +34,8 @@ export default fp<AuthOptions>(async (app, { jwt, clock }) => {
     : createRemoteKeys({
       ...jwt.jwks,
       log: app.log,
-      // A token verified with a key since removed must be checked again.
-      onKeysRemoved: () => verify?.forget(),
+      // A token verified with a key since removed must not be served from memory.
+      onKeysRemoved: (kids) => verify?.forget(kids),
       ...(clock === undefined ? {} : { now: clock })
     })
   verify = createTokenVerifier(jwt, keys)

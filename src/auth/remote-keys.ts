@@ -15,7 +15,7 @@ export interface RemoteKeysStats {
   /** Fetches started since start. */
   fetches: number
   failures: number
-  /** Calls to keyFor: tokens that fast-jwt's cache did not already know. */
+  /** Calls to keyFor: tokens whose key was not at hand (unknown kid, expired set). */
   lookups: number
   /** Usable keys in the cached set. */
   keys: number
@@ -28,6 +28,8 @@ export interface RemoteKeys {
    * when the set could not be fetched: never a refusal for a key not seen.
    */
   keyFor: (header: { alg?: unknown, kid?: unknown }) => Promise<string>
+  /** The cached key for this header, if any, fresh or not; fetches nothing. */
+  cachedKey: (header: { alg?: unknown, kid?: unknown }) => string | undefined
   /** Fetches when the cooldown allows it, else waits for a fetch under way; never throws. */
   refresh: () => Promise<void>
   /** False once the cached set is older than its max age (or there is none). */
@@ -113,6 +115,10 @@ export function createRemoteKeys (options: RemoteKeysOptions): RemoteKeys {
     throw new TokenInvalid(`the issuer's key set holds no key "${kid}" for ${alg}`)
   }
 
+  function cachedKey ({ alg, kid }: { alg?: unknown, kid?: unknown }): string | undefined {
+    return typeof alg === 'string' && typeof kid === 'string' ? table?.get(alg, kid) : undefined
+  }
+
   function unavailable (): Error {
     const waitMs = attemptedAt === null ? 0 : attemptedAt + options.cooldownMs - now()
     return Object.assign(new AuthKeysUnavailable(), { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) })
@@ -120,6 +126,7 @@ export function createRemoteKeys (options: RemoteKeysOptions): RemoteKeys {
 
   return {
     keyFor,
+    cachedKey,
     refresh,
     isFresh: fresh,
     stats: () => ({ ...stats, keys: table?.kids.size ?? 0 }),

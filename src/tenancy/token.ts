@@ -39,6 +39,8 @@ export async function verifyToken (verify: (token: string) => unknown, token: st
   try {
     payload = await verify(token)
   } catch (error) {
+    // The key set answers for itself (unknown kid, keys unavailable).
+    if (error instanceof TokenInvalid || error instanceof AuthKeysUnavailable) throw error
     throw tokenError(error)
   }
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
@@ -48,13 +50,8 @@ export async function verifyToken (verify: (token: string) => unknown, token: st
 }
 
 function tokenError (error: unknown): Error {
-  const { code, originalError } = error as { code?: string, originalError?: unknown }
+  const code = (error as { code?: string }).code
   switch (code) {
-    // The key set answers for itself (unknown kid, keys unavailable); any
-    // other failure there is a bug, left to surface as one.
-    case 'FAST_JWT_KEY_FETCHING_ERROR':
-      if (originalError instanceof TokenInvalid || originalError instanceof AuthKeysUnavailable) return originalError
-      return originalError instanceof Error ? originalError : new Error('the token key lookup failed')
     case 'FAST_JWT_EXPIRED': return new TokenExpired()
     case 'FAST_JWT_INACTIVE': return new TokenNotYetValid()
     case 'FAST_JWT_MALFORMED':

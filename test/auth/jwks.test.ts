@@ -88,11 +88,15 @@ t.test('RS256 tokens from the key set: accepted, rotated, removed', async (t) =>
 })
 
 t.test('the verified-token cache works with a key set', async (t) => {
-  const { me, app } = await setup(t, 'jwkscache', [current])
+  const { me, app, jwks } = await setup(t, 'jwkscache', [current, next])
   const token = tokenSigner(current)(claims())
-  const before = app.tokens.keys?.stats().lookups ?? 0
   for (let i = 0; i < 20; i++) t.equal((await me(token)).status, 200)
-  t.equal((app.tokens.keys?.stats().lookups ?? 0) - before, 1, '20 requests, one key lookup: the other 19 came from fast-jwt\'s cache')
+  t.equal(app.tokens.verify.cachedTokens(), 1, '20 requests with one token: one entry in fast-jwt\'s cache')
+  t.equal((await me(tokenSigner(next)(claims()))).status, 200)
+  t.equal((await me(tokenSigner(current)(claims({ sub: 'another' })))).status, 200)
+  t.equal(app.tokens.verify.cachedTokens(), 3, 'each new token is remembered once, whichever key signed it')
+  t.equal(jwks.fetches, 1, 'and no key was fetched for them')
+  t.equal(app.tokens.keys?.stats().lookups, 0, 'nor looked up the slow way: the kids were in the fresh set')
 })
 
 t.test('a flood of random kids: every token refused, at most one fetch per cooldown', async (t) => {
