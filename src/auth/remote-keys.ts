@@ -112,7 +112,7 @@ export function createRemoteKeys (options: RemoteKeysOptions): RemoteKeys {
     const fetched = table?.get(alg, kid)
     if (fetched !== undefined) return fetched
     if (table === null || lastFailed) throw unavailable()
-    throw new TokenInvalid(`the issuer's key set holds no key "${kid}" for ${alg}`)
+    throw new TokenInvalid(`the issuer's key set holds no ${alg} key with this kid`)
   }
 
   function cachedKey ({ alg, kid }: { alg?: unknown, kid?: unknown }): string | undefined {
