@@ -3,6 +3,7 @@ import etag from '@fastify/etag'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
+import auth from './auth/plugin.js'
 import catalogPlugin from './catalog/plugin.js'
 import type { Config } from './config.js'
 import {
@@ -25,12 +26,14 @@ export interface AppOptions {
   logger?: boolean | object
   /** Tenancy settings that are not configuration, for tests. */
   tenancy?: Pick<TenancyOptions, 'unavailableForMs'>
+  /** The clock of the token key set's cooldown and cache age; tests pass their own. */
+  clock?: () => number
 }
 
 const BODY_LIMIT_BYTES = 16 * 1024
 
 /** Builds the service; never listens (server.ts does, tests inject). */
-export async function buildApp ({ config, catalogUrl, servers, logger, tenancy: tenancyOptions = {} }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp ({ config, catalogUrl, servers, logger, clock, tenancy: tenancyOptions = {} }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     // One line per request, written in onResponse below once the school is
@@ -53,7 +56,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger, tenancy: 
     const mapped: PublicError = app.tenancy.translateError(error, request) ?? publicError(error)
     const statusCode = mapped.statusCode ?? 500
     if (statusCode >= 500) request.log.error({ err: error, school: request.school?.slug }, 'request failed')
-    if (statusCode === 503) void reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+    if (statusCode === 503) void reply.header('retry-after', String(retryAfterSeconds(mapped)))
     void reply.status(statusCode).send({
       statusCode,
       code: mapped.code ?? 'INTERNAL_ERROR',
@@ -120,6 +123,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger, tenancy: 
 
   await app.register(catalogPlugin, { catalogUrl, poolSize: config.catalogPoolSize })
   await app.register(health)
+  await app.register(auth, { jwt: config.jwt, ...(clock === undefined ? {} : { clock }) })
   await app.register(tenancy, {
     jwt: config.jwt,
     catalogUrl,
@@ -191,6 +195,12 @@ function publicError (error: FastifyError): PublicError {
   if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return error
   if (error.statusCode === 503) return error
   return { statusCode: 500, code: 'INTERNAL_ERROR', message: error.message }
+}
+
+/** An error may know better than the default when a retry can succeed (the key set's cooldown). */
+function retryAfterSeconds (error: PublicError): number {
+  const seconds = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds
+  return typeof seconds === 'number' ? seconds : RETRY_AFTER_SECONDS
 }
 
 /** pino can say whether info lines are written; other loggers are asked to write. */

@@ -22,9 +22,26 @@ export interface EmbeddedPostgresConfig {
   fsync: boolean
 }
 
+/** Algorithms a key from a JWKS may be used with; everything else is refused. */
+export type JwksAlgorithm = 'RS256' | 'ES256'
+
+export interface JwksConfig {
+  /** Where the key set is fetched; https, or http on a loopback address. */
+  url: string
+  algorithms: JwksAlgorithm[]
+  /** At most one fetch starts per this many milliseconds, whatever the traffic. */
+  cooldownMs: number
+  /** A fetched set is refreshed once it is this old. */
+  cacheMaxAgeMs: number
+  /** A fetch that has not finished by then fails. */
+  timeoutMs: number
+}
+
 export interface JwtConfig {
   secret: string | null
   publicKey: string | null
+  /** Keys from a JSON Web Key Set (Auth0), instead of a secret or one PEM. */
+  jwks: JwksConfig | null
   issuer: string | null
   audience: string | null
   schoolClaim: string
@@ -107,21 +124,7 @@ export function loadConfig (env: Env = process.env): Config {
   const databaseUrl = read.postgresUrl('DATABASE_URL')
   const tenantServers = read.serverMap('TENANT_SERVERS')
 
-  const jwtSecret = read.string('JWT_SECRET')
-  const jwtPublicKey = read.string('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n') ?? null
-  if (jwtSecret !== null && jwtPublicKey !== null) {
-    problems.push('JWT_SECRET and JWT_PUBLIC_KEY are both set: choose HS256 (JWT_SECRET) or RS256 (JWT_PUBLIC_KEY), not both')
-  }
-  if (jwtPublicKey !== null && !/-----BEGIN (RSA )?PUBLIC KEY-----/.test(jwtPublicKey)) {
-    problems.push('JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)')
-  }
-  if (jwtSecret !== null && jwtSecret.length < 32) {
-    problems.push(`JWT_SECRET must be at least 32 characters long (got ${jwtSecret.length})`)
-  }
-  const noKey = jwtSecret === null && jwtPublicKey === null
-  if (noKey && nodeEnv === 'production') {
-    problems.push('JWT_SECRET or JWT_PUBLIC_KEY is required when NODE_ENV=production')
-  }
+  const jwt = readJwt(read, problems, nodeEnv)
 
   const embeddedDir = read.string('EMBEDDED_PG_DIR') ?? '.data/postgres'
   const poolsMax = read.string('TENANT_POOLS_MAX')
@@ -153,15 +156,7 @@ export function loadConfig (env: Env = process.env): Config {
       maxConnections: read.integer('EMBEDDED_PG_MAX_CONNECTIONS', 200, 20, 10000),
       fsync: read.boolean('EMBEDDED_PG_FSYNC', true)
     },
-    jwt: {
-      secret: noKey && nodeEnv !== 'production' ? DEVELOPMENT_JWT_SECRET : jwtSecret,
-      publicKey: jwtPublicKey,
-      issuer: read.string('JWT_ISSUER'),
-      audience: read.string('JWT_AUDIENCE'),
-      schoolClaim: read.string('JWT_SCHOOL_CLAIM') ?? 'school',
-      schoolsClaim: read.string('JWT_SCHOOLS_CLAIM') ?? 'schools',
-      usingDevelopmentSecret: noKey && nodeEnv !== 'production'
-    },
+    jwt,
     catalogPoolSize: read.integer('CATALOG_POOL_SIZE', 5, 1, 100),
     catalogCacheTtlMs: read.integer('CATALOG_CACHE_TTL_MS', 30_000, 0, 3_600_000),
     tenantPoolSize: read.integer('TENANT_POOL_SIZE', 5, 1, 100),
@@ -202,6 +197,85 @@ export function loadConfigOrExit (): Config {
       process.exit(1)
     }
     throw error
+  }
+}
+
+/**
+ * The token settings: one HS256 secret, one RS256 PEM, or a key set (JWKS)
+ * given by URL or by its Auth0 domain. A key set serves every API of its
+ * tenant, so it comes with a required audience.
+ */
+function readJwt (read: EnvReader, problems: string[], nodeEnv: NodeEnv): JwtConfig {
+  const secret = read.string('JWT_SECRET')
+  const publicKey = read.string('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n') ?? null
+  if (secret !== null && publicKey !== null) {
+    problems.push('JWT_SECRET and JWT_PUBLIC_KEY are both set: choose HS256 (JWT_SECRET) or RS256 (JWT_PUBLIC_KEY), not both')
+  }
+  if (publicKey !== null && !/-----BEGIN (RSA )?PUBLIC KEY-----/.test(publicKey)) {
+    problems.push('JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)')
+  }
+  if (secret !== null && secret.length < 32) {
+    problems.push(`JWT_SECRET must be at least 32 characters long (got ${secret.length})`)
+  }
+
+  const auth0Domain = read.auth0Domain('AUTH0_DOMAIN')
+  const jwksUrl = read.jwksUrl('JWT_JWKS_URL')
+  if (auth0Domain !== null && read.string('JWT_JWKS_URL') !== null) {
+    problems.push('AUTH0_DOMAIN and JWT_JWKS_URL are both set: AUTH0_DOMAIN already names the key set; set one of them')
+  }
+  const keySetUrl = auth0Domain !== null ? `https://${auth0Domain}/.well-known/jwks.json` : jwksUrl
+  if (keySetUrl !== null && (secret !== null || publicKey !== null)) {
+    problems.push(`${auth0Domain !== null ? 'AUTH0_DOMAIN' : 'JWT_JWKS_URL'} cannot be combined with JWT_SECRET or JWT_PUBLIC_KEY: choose one source of keys`)
+  }
+
+  let issuer = read.string('JWT_ISSUER')
+  if (auth0Domain !== null) {
+    // Auth0 writes its issuer with a trailing slash.
+    const auth0Issuer = `https://${auth0Domain}/`
+    if (issuer !== null && issuer !== auth0Issuer) {
+      problems.push(`JWT_ISSUER ("${issuer}") differs from the issuer AUTH0_DOMAIN implies ("${auth0Issuer}"); leave JWT_ISSUER unset`)
+    }
+    issuer = auth0Issuer
+  }
+  const audience = read.string('JWT_AUDIENCE')
+  const auth0Audience = read.string('AUTH0_AUDIENCE')
+  if (audience !== null && auth0Audience !== null && audience !== auth0Audience) {
+    problems.push('JWT_AUDIENCE and AUTH0_AUDIENCE are both set, to different values; set one of them')
+  }
+  if (keySetUrl !== null && audience === null && auth0Audience === null) {
+    problems.push('JWT_AUDIENCE (or AUTH0_AUDIENCE) is required with a key set (JWT_JWKS_URL or AUTH0_DOMAIN): the same keys sign tokens for every API of the tenant')
+  }
+
+  const algorithms = read.list('JWT_JWKS_ALGORITHMS')
+  for (const algorithm of algorithms) {
+    if (algorithm !== 'RS256' && algorithm !== 'ES256') problems.push(`JWT_JWKS_ALGORITHMS may list RS256 and ES256 only (got "${algorithm}")`)
+  }
+  if (algorithms.length > 0 && keySetUrl === null) {
+    problems.push('JWT_JWKS_ALGORITHMS applies to a key set only; set JWT_JWKS_URL or AUTH0_DOMAIN, or remove it')
+  }
+  const jwks: JwksConfig | null = keySetUrl === null
+    ? null
+    : {
+        url: keySetUrl,
+        algorithms: algorithms.length === 0 ? ['RS256'] : [...new Set(algorithms as JwksAlgorithm[])],
+        cooldownMs: read.integer('JWT_JWKS_COOLDOWN_MS', 30_000, 1_000, 3_600_000),
+        cacheMaxAgeMs: read.integer('JWT_JWKS_CACHE_MAX_AGE_MS', 600_000, 1_000, 86_400_000),
+        timeoutMs: read.integer('JWT_JWKS_TIMEOUT_MS', 2_000, 100, 60_000)
+      }
+
+  const noKey = secret === null && publicKey === null && jwks === null
+  if (noKey && nodeEnv === 'production' && read.string('JWT_JWKS_URL') === null && read.string('AUTH0_DOMAIN') === null) {
+    problems.push('a token key is required when NODE_ENV=production: set JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL or AUTH0_DOMAIN')
+  }
+  return {
+    secret: noKey && nodeEnv !== 'production' ? DEVELOPMENT_JWT_SECRET : secret,
+    publicKey,
+    jwks,
+    issuer,
+    audience: audience ?? auth0Audience,
+    schoolClaim: read.string('JWT_SCHOOL_CLAIM') ?? 'school',
+    schoolsClaim: read.string('JWT_SCHOOLS_CLAIM') ?? 'schools',
+    usingDevelopmentSecret: noKey && nodeEnv !== 'production'
   }
 }
 
@@ -272,6 +346,39 @@ class EnvReader {
     return budgets
   }
 
+  /**
+   * A key set's URL: https only, since whoever can change the keys in transit
+   * can sign any token. Plain http is for a server on this machine.
+   */
+  jwksUrl (name: string): string | null {
+    const raw = this.string(name)
+    if (raw === null) return null
+    let url: URL
+    try {
+      url = new URL(raw)
+    } catch {
+      this.problems.push(`${name} must be a URL like https://tenant.auth0.com/.well-known/jwks.json (could not parse it)`)
+      return null
+    }
+    if (url.username !== '' || url.password !== '') {
+      this.problems.push(`${name} must not carry a user or password`)
+      return null
+    }
+    if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))) return url.href
+    this.problems.push(`${name} must start with https:// (http:// is allowed only for localhost, 127.0.0.1 or [::1]); got "${url.protocol}//${url.host}"`)
+    return null
+  }
+
+  /** `tenant.eu.auth0.com` or a custom domain; an https:// prefix or a trailing slash is dropped. */
+  auth0Domain (name: string): string | null {
+    const raw = this.string(name)
+    if (raw === null) return null
+    const domain = raw.replace(/^https:\/\//i, '').replace(/\/$/, '').toLowerCase()
+    if (/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(domain)) return domain
+    this.problems.push(`${name} must be a domain name like tenant.eu.auth0.com (got "${raw}")`)
+    return null
+  }
+
   /** `name=postgres://…,name2=postgres://…` */
   serverMap (name: string): Record<string, string> | null {
     const raw = this.string(name)
@@ -315,4 +422,8 @@ function postgresUrlProblem (raw: string): string | null {
   }
   if (url.hostname === '') return 'must name a host'
   return null
+}
+
+function isLoopbackHost (hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
 }

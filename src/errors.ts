@@ -15,6 +15,10 @@ export const TokenInvalid = createError('TOKEN_INVALID', 'The token was rejected
 export const SchoolClaimMissing = createError('SCHOOL_CLAIM_MISSING', 'The token names no school (claim "%s")', 401)
 export const SchoolClaimInvalid = createError('SCHOOL_CLAIM_INVALID', 'The token\'s school claim "%s" is not a school slug', 401)
 
+// Token keys (503, with Retry-After): the key set could not be fetched, so a
+// token whose key is not cached can be neither accepted nor refused.
+export const AuthKeysUnavailable = createError('AUTH_KEYS_UNAVAILABLE', 'The keys that sign tokens cannot be fetched right now; try again shortly', 503)
+
 // Choosing the school (400/403)
 export const SchoolHeaderInvalid = createError('SCHOOL_HEADER_INVALID', 'X-School must be one school slug: %s', 400)
 export const SchoolNotSelected = createError('SCHOOL_NOT_SELECTED', 'The token allows several schools; choose one with the X-School header', 400)

@@ -26,7 +26,12 @@ try {
 
 let closing = false
 async function shutdown (signal: string): Promise<void> {
-  if (closing) return
+  if (closing) {
+    // A second Ctrl-C or a supervisor repeating its signal must not cut
+    // in-flight requests off halfway; the grace period bounds the wait.
+    app.log.warn({ signal }, `already shutting down; ${signal} ignored until the grace period ends`)
+    return
+  }
   closing = true
   app.log.info({ signal }, 'shutting down: finishing in-flight requests')
   const force = setTimeout(() => {
@@ -43,5 +48,5 @@ async function shutdown (signal: string): Promise<void> {
   process.exit(0)
 }
 
-process.once('SIGINT', () => { void shutdown('SIGINT') })
-process.once('SIGTERM', () => { void shutdown('SIGTERM') })
+process.on('SIGINT', () => { void shutdown('SIGINT') })
+process.on('SIGTERM', () => { void shutdown('SIGTERM') })

@@ -53,7 +53,7 @@ t.test('each bad value is named with what is wrong', async (t) => {
   t.match(problemsOf({ LOG_LEVEL: 'loud' }), [/^LOG_LEVEL must be one of/])
   t.match(problemsOf({ EMBEDDED_PG_FSYNC: 'maybe' }), [/^EMBEDDED_PG_FSYNC must be true or false/])
   t.match(problemsOf({ JWT_SECRET: 'short' }), [/^JWT_SECRET must be at least 32 characters/])
-  t.match(problemsOf({ NODE_ENV: 'production' }), [/JWT_SECRET or JWT_PUBLIC_KEY is required when NODE_ENV=production/])
+  t.match(problemsOf({ NODE_ENV: 'production' }), [/a token key is required when NODE_ENV=production: set JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL or AUTH0_DOMAIN/])
   t.match(problemsOf({ JWT_PUBLIC_KEY: 'nope' }), [/^JWT_PUBLIC_KEY must be a PEM public key/])
   t.equal(problemsOf({ PORT: 'x', MIGRATE_CONCURRENCY: '-1' }).length, 2, 'all problems are reported at once')
 })
@@ -69,6 +69,58 @@ t.test('TENANT_CONNECTIONS_MAX: one number, per server, or both; TENANT_POOLS_MA
   t.match(problemsOf({ TENANT_POOLS_MAX: '50', TENANT_POOL_SIZE: '2' }),
     [/^TENANT_POOLS_MAX is gone: .* Replace it with TENANT_CONNECTIONS_MAX=<pools × TENANT_POOL_SIZE> \(here 100\), or leave both unset/])
   t.equal(loadConfig({}).tenantIdleTimeoutMs, 300_000, 'a school keeps its last connection for 5 minutes unused')
+})
+
+t.test('a key set: JWT_JWKS_URL, or AUTH0_DOMAIN as its shorthand', async (t) => {
+  const auth0 = loadConfig({ AUTH0_DOMAIN: 'school-lunch.eu.auth0.com', AUTH0_AUDIENCE: 'https://api.example', NODE_ENV: 'production', TENANT_ROLE_SECRET: 'r'.repeat(40) })
+  t.same(auth0.jwt.jwks, {
+    url: 'https://school-lunch.eu.auth0.com/.well-known/jwks.json',
+    algorithms: ['RS256'],
+    cooldownMs: 30_000,
+    cacheMaxAgeMs: 600_000,
+    timeoutMs: 2_000
+  }, 'the key set URL and the defaults')
+  t.equal(auth0.jwt.issuer, 'https://school-lunch.eu.auth0.com/', 'the issuer, with the trailing slash Auth0 writes')
+  t.equal(auth0.jwt.audience, 'https://api.example', 'AUTH0_AUDIENCE is the audience')
+  t.equal(auth0.jwt.secret, null, 'no development secret beside it')
+  t.equal(auth0.jwt.usingDevelopmentSecret, false)
+  t.equal(loadConfig({ AUTH0_DOMAIN: 'https://login.example.com/', JWT_AUDIENCE: 'a' }).jwt.jwks?.url,
+    'https://login.example.com/.well-known/jwks.json', 'a custom domain, written as a URL')
+
+  const set = loadConfig({
+    JWT_JWKS_URL: 'http://127.0.0.1:8080/jwks.json',
+    JWT_AUDIENCE: 'api',
+    JWT_JWKS_ALGORITHMS: 'RS256, ES256',
+    JWT_JWKS_COOLDOWN_MS: '5000',
+    JWT_JWKS_CACHE_MAX_AGE_MS: '60000',
+    JWT_JWKS_TIMEOUT_MS: '500'
+  })
+  t.same(set.jwt.jwks, { url: 'http://127.0.0.1:8080/jwks.json', algorithms: ['RS256', 'ES256'], cooldownMs: 5000, cacheMaxAgeMs: 60000, timeoutMs: 500 })
+  t.equal(set.jwt.issuer, null, 'no issuer unless set')
+  for (const url of ['http://localhost:3001/jwks', 'http://[::1]:3001/jwks', 'http://127.0.0.2/jwks']) {
+    t.same(problemsOf({ JWT_JWKS_URL: url, JWT_AUDIENCE: 'api' }), [], `plain http on loopback: ${url}`)
+  }
+})
+
+t.test('a key set: each mistake is named', async (t) => {
+  t.match(problemsOf({ JWT_JWKS_URL: 'http://auth.example.com/jwks.json', JWT_AUDIENCE: 'a' }), [/^JWT_JWKS_URL must start with https:\/\/ \(http:\/\/ is allowed only for localhost/])
+  t.match(problemsOf({ JWT_JWKS_URL: 'http://10.0.0.5/jwks.json', JWT_AUDIENCE: 'a' }), [/^JWT_JWKS_URL must start with https/], 'a private address is not loopback')
+  t.match(problemsOf({ JWT_JWKS_URL: 'file:///etc/passwd', JWT_AUDIENCE: 'a' }), [/^JWT_JWKS_URL must start with https/])
+  t.match(problemsOf({ JWT_JWKS_URL: 'not a url', JWT_AUDIENCE: 'a' }), [/^JWT_JWKS_URL must be a URL/])
+  t.match(problemsOf({ JWT_JWKS_URL: 'https://u:secret@auth.example.com/jwks', JWT_AUDIENCE: 'a' }), [/^JWT_JWKS_URL must not carry a user or password$/])
+  t.match(problemsOf({ JWT_JWKS_URL: 'https://auth.example.com/jwks' }), [/^JWT_AUDIENCE \(or AUTH0_AUDIENCE\) is required with a key set/])
+  t.match(problemsOf({ AUTH0_DOMAIN: 'tenant.auth0.com' }), [/^JWT_AUDIENCE \(or AUTH0_AUDIENCE\) is required/])
+  t.match(problemsOf({ AUTH0_DOMAIN: 'tenant.auth0.com/path', JWT_AUDIENCE: 'a' }), [/^AUTH0_DOMAIN must be a domain name like tenant.eu.auth0.com/])
+  t.match(problemsOf({ AUTH0_DOMAIN: 'tenant.auth0.com', JWT_JWKS_URL: 'https://x.example/jwks', JWT_AUDIENCE: 'a' }), [/^AUTH0_DOMAIN and JWT_JWKS_URL are both set/])
+  t.match(problemsOf({ AUTH0_DOMAIN: 'tenant.auth0.com', JWT_ISSUER: 'https://tenant.auth0.com', JWT_AUDIENCE: 'a' }), [/^JWT_ISSUER \("https:\/\/tenant.auth0.com"\) differs/], 'the issuer without its slash would never match')
+  t.same(problemsOf({ AUTH0_DOMAIN: 'tenant.auth0.com', JWT_ISSUER: 'https://tenant.auth0.com/', JWT_AUDIENCE: 'a' }), [], 'the same issuer is fine')
+  t.match(problemsOf({ JWT_AUDIENCE: 'a', AUTH0_AUDIENCE: 'b', AUTH0_DOMAIN: 'tenant.auth0.com' }), [/^JWT_AUDIENCE and AUTH0_AUDIENCE are both set, to different values/])
+  t.match(problemsOf({ AUTH0_DOMAIN: 'tenant.auth0.com', JWT_AUDIENCE: 'a', JWT_SECRET: 's'.repeat(40) }), [/^AUTH0_DOMAIN cannot be combined with JWT_SECRET or JWT_PUBLIC_KEY/])
+  t.match(problemsOf({ AUTH0_DOMAIN: 'tenant.auth0.com', JWT_AUDIENCE: 'a', JWT_JWKS_ALGORITHMS: 'RS256,HS256' }), [/^JWT_JWKS_ALGORITHMS may list RS256 and ES256 only \(got "HS256"\)/])
+  t.match(problemsOf({ JWT_JWKS_ALGORITHMS: 'ES256' }), [/^JWT_JWKS_ALGORITHMS applies to a key set only/])
+  t.match(problemsOf({ AUTH0_DOMAIN: 'tenant.auth0.com', JWT_AUDIENCE: 'a', JWT_JWKS_COOLDOWN_MS: '10' }), [/^JWT_JWKS_COOLDOWN_MS must be a whole number from 1000/], 'a cooldown too short to bound a flood')
+  t.same(problemsOf({ NODE_ENV: 'production', JWT_JWKS_URL: 'http://auth.example.com/j', JWT_AUDIENCE: 'a', TENANT_ROLE_SECRET: 'r'.repeat(40) }).length, 1,
+    'a bad key set URL in production is one problem, not also "no key"')
 })
 
 t.test('a password in a bad URL is never echoed', async (t) => {

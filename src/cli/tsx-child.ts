@@ -14,11 +14,13 @@ export interface TsxChildOptions {
 
 /**
  * Starts a project script (scripts/*.ts, src/server.ts) under tsx, as an
- * operator would, from the project root. ENV_FILE=/dev/null, so a
+ * operator would, from the project root; a compiled one (dist/….js) runs
+ * under plain node, as in production. ENV_FILE=/dev/null, so a
  * developer's .env cannot leak into the child.
  */
 export function spawnTsx (script: string, args: string[], { env, nodeArgs = [] }: TsxChildOptions): TsxChild {
-  return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(projectRoot, script), ...args], {
+  const entry = script.endsWith('.js') ? [path.join(projectRoot, script)] : ['--import', 'tsx', path.join(projectRoot, script)]
+  return spawn(process.execPath, [...nodeArgs, ...entry, ...args], {
     cwd: projectRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ENV_FILE: '/dev/null' },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -54,6 +56,8 @@ export interface TsxServer {
   exited: Promise<number | null>
   /** Everything it printed so far, stdout and stderr. */
   output: () => string
+  /** Resolves once its output matches `pattern`; rejects if it exits or 30 s pass first. */
+  printed: (pattern: RegExp) => Promise<void>
   /** SIGTERM, then waits for the exit. */
   stop: () => Promise<void>
 }
@@ -66,23 +70,38 @@ export interface TsxServer {
 export async function startTsx (script: string, args: string[], options: TsxChildOptions & { ready: RegExp, timeoutMs?: number }): Promise<TsxServer> {
   const child = spawnTsx(script, args, options)
   let output = ''
+  const watchers: Array<{ pattern: RegExp, resolve: () => void }> = []
   const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
-  const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`${script} did not start:\n${output}`)) }, options.timeoutMs ?? 60_000)
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString()
-      const match = options.ready.exec(output)
-      if (match?.[1] !== undefined) { clearTimeout(timer); resolve(match[1]) }
+  const onData = (chunk: Buffer): void => {
+    output += chunk.toString()
+    for (const watcher of watchers.filter((w) => w.pattern.test(output))) {
+      watchers.splice(watchers.indexOf(watcher), 1)
+      watcher.resolve()
     }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`${script} exited with ${code}:\n${output}`)) })
-  })
+  }
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
+  const printed = async (pattern: RegExp, timeoutMs = 30_000): Promise<void> => {
+    if (pattern.test(output)) return
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => watchers.push({ pattern, resolve })),
+        exited.then((code) => { throw new Error(`${script} exited with ${code} before printing ${pattern}:\n${output}`) }),
+        new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${script} did not print ${pattern} within ${timeoutMs} ms:\n${output}`)) }, timeoutMs) })
+      ])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  await printed(options.ready, options.timeoutMs ?? 60_000)
+  const address = options.ready.exec(output)?.[1] ?? ''
   return {
     address,
     child,
     exited,
     output: () => output,
+    printed,
     stop: async () => {
       child.kill('SIGTERM')
       await exited

@@ -1,4 +1,3 @@
-import fastifyJwt from '@fastify/jwt'
 import type { FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Knex } from 'knex'
@@ -78,21 +77,6 @@ interface Leased { [LEASE]?: TenantLease }
 
 export default fp<TenancyOptions>(async (app, options) => {
   const { jwt } = options
-  const algorithm = jwt.publicKey !== null ? 'RS256' : 'HS256'
-  await app.register(fastifyJwt, {
-    secret: jwt.publicKey !== null ? { public: jwt.publicKey } : (jwt.secret ?? ''),
-    verify: {
-      // Pinned: a token may not pick its own algorithm (alg: none, HS/RS confusion).
-      algorithms: [algorithm],
-      ...(jwt.issuer === null ? {} : { allowedIss: jwt.issuer }),
-      ...(jwt.audience === null ? {} : { allowedAud: jwt.audience }),
-      // fast-jwt checks iss and aud only when present; a token leaving them
-      // out (one minted for another service on the same key) must not pass.
-      requiredClaims: [...(jwt.issuer === null ? [] : ['iss']), ...(jwt.audience === null ? [] : ['aud'])],
-      // fast-jwt remembers verified tokens (bounded, never past their exp).
-      cache: 10_000
-    }
-  })
 
   // A pool is handed out only for a database at the app's latest migration,
   // so an unmigrated school gets a clear 503 instead of failing queries.
@@ -180,7 +164,7 @@ export default fp<TenancyOptions>(async (app, options) => {
 
   const authenticate: onRequestHookHandler = async (request, reply) => {
     const token = bearerToken(authorizationValues(request.raw.rawHeaders))
-    const claims = verifyToken((t) => app.jwt.verify(t), token)
+    const claims = await verifyToken(app.tokens.verify, token)
     const choice = chooseSchool(claims, request.headers['x-school'], jwt)
     const school = await directory.resolve(choice.slug)
     if (school === null) throw new SchoolUnknown(choice.slug)
@@ -230,4 +214,4 @@ export default fp<TenancyOptions>(async (app, options) => {
   })
 
   app.decorate('tenancy', { authenticate, publicSchool, translateError, directory, pools, listening: listener.ready })
-}, { name: 'tenancy', dependencies: ['catalog'] })
+}, { name: 'tenancy', dependencies: ['catalog', 'auth'] })

@@ -1,5 +1,5 @@
 import {
-  SchoolClaimInvalid, SchoolClaimMissing, SchoolHeaderInvalid, SchoolNotAllowed, SchoolNotSelected,
+  AuthKeysUnavailable, SchoolClaimInvalid, SchoolClaimMissing, SchoolHeaderInvalid, SchoolNotAllowed, SchoolNotSelected,
   TokenExpired, TokenInvalid, TokenMalformed, TokenMissing, TokenNotYetValid
 } from '../errors.js'
 import { isSafeName } from '../postgres/names.js'
@@ -34,11 +34,13 @@ export function bearerToken (values: string[]): string {
 }
 
 /** Verifies with the app's one verifier and turns fast-jwt's failures into our codes. */
-export function verifyToken (verify: (token: string) => unknown, token: string): Claims {
+export async function verifyToken (verify: (token: string) => unknown, token: string): Promise<Claims> {
   let payload: unknown
   try {
-    payload = verify(token)
+    payload = await verify(token)
   } catch (error) {
+    // The key set answers for itself (unknown kid, keys unavailable).
+    if (error instanceof TokenInvalid || error instanceof AuthKeysUnavailable) throw error
     throw tokenError(error)
   }
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {

@@ -32,6 +32,8 @@ export interface TestAppOptions {
   env?: Record<string, string>
   /** Tenancy plugin options that are not configuration (see AppOptions). */
   tenancy?: AppOptions['tenancy']
+  /** The token key set's clock, for tests that move time on. */
+  clock?: () => number
 }
 
 /**
@@ -63,7 +65,7 @@ export async function testApp (t: Test, prefix: string, options: TestAppOptions 
     }
   })
   const config = dbs.config(options.env ?? {})
-  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream }, tenancy: options.tenancy })
+  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream }, tenancy: options.tenancy, ...(options.clock === undefined ? {} : { clock: options.clock }) })
   await app.ready()
   t.teardown(async () => { await app.close() })
 

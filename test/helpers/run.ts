@@ -9,9 +9,16 @@ export async function runScript (script: string, args: string[], env: Record<str
 
 export type ServerProcess = TsxServer
 
-/** Starts the real server (src/server.ts) on a free port and waits until it listens; `address` is http://127.0.0.1:<port>. */
-export async function startServerProcess (env: Record<string, string>): Promise<ServerProcess> {
-  return await startTsx('src/server.ts', [], {
+/** The production entry point, as `npm run build` writes it. */
+export const COMPILED_SERVER = 'dist/src/server.js'
+
+/**
+ * Starts the real server on a free port and waits until it listens: the
+ * TypeScript under tsx, or with `compiled` the build, as plain `node`.
+ * `address` is http://127.0.0.1:<port>.
+ */
+export async function startServerProcess (env: Record<string, string>, { compiled = false } = {}): Promise<ServerProcess> {
+  return await startTsx(compiled ? COMPILED_SERVER : 'src/server.ts', [], {
     env: { ...env, PORT: '0', LOG_LEVEL: 'info' },
     ready: /Server listening at (http:\/\/127\.0\.0\.1:\d+)/
   })
