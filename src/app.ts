@@ -24,8 +24,8 @@ export interface AppOptions {
   servers: Record<string, string>
   /** Fastify logger setting; tests pass false or their own. */
   logger?: boolean | object
-  /** Tenancy settings that are not configuration, for tests. */
-  tenancy?: Pick<TenancyOptions, 'unavailableForMs'>
+  /** Tenancy options that are code, not configuration: another school resolver, or windows that tests shorten. */
+  tenancy?: Pick<TenancyOptions, 'unavailableForMs' | 'resolveSchool'>
   /** The clock of the token key set's cooldown and cache age; tests pass their own. */
   clock?: () => number
 }

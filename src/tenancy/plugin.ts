@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { Knex } from 'knex'
 import type { School } from '../catalog/schools.js'
 import type { ConnectionBudgets, JwtConfig } from '../config.js'
-import { SchoolDatabaseUnavailable, SchoolNotFound, SchoolSuspended, SchoolUnknown } from '../errors.js'
+import { SchoolDatabaseUnavailable, SchoolNotAllowed, SchoolNotFound, SchoolSuspended, SchoolUnknown } from '../errors.js'
 import { openConnection } from '../postgres/connection.js'
 import { appMigrations } from '../postgres/migrations.js'
 import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
@@ -13,7 +13,7 @@ import { listenForSchoolChanges } from './catalog-listener.js'
 import { checkBudgets, DEFAULT_BUDGET } from './connection-budget.js'
 import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
 import { createTenantPools, type TenantLease, type TenantPools } from './tenant-pools.js'
-import { authorizationValues, bearerToken, chooseSchool, verifyToken } from './token.js'
+import { authorizationValues, bearerToken, chooseSchool, verifyToken, type Claims, type SchoolChoice } from './token.js'
 
 export interface ActiveSchool {
   id: number
@@ -34,6 +34,8 @@ declare module 'fastify' {
     identity: { subject: string | null, allowedSchools: string[] } | null
   }
 }
+
+export type SchoolResolver = (request: FastifyRequest, claims: Claims) => SchoolChoice
 
 export interface Tenancy {
   /** onRequest hook of the authenticated API: token → school → pool. */
@@ -70,6 +72,12 @@ export interface TenancyOptions {
    * a thing. Default 1 s; tests that repair a database set it shorter.
    */
   unavailableForMs?: number
+  /**
+   * Which school a request acts for, given its verified claims; the claim
+   * and X-School rule (chooseSchool) unless another is given. Whatever it
+   * returns, a slug the token does not allow is refused.
+   */
+  resolveSchool?: SchoolResolver
 }
 
 const LEASE = Symbol('tenantLease')
@@ -162,10 +170,13 @@ export default fp<TenancyOptions>(async (app, options) => {
     request.school = { id: school.id, slug: school.slug, name: school.name }
   }
 
+  const resolveSchool: SchoolResolver = options.resolveSchool ?? ((request, claims) => chooseSchool(claims, request.headers['x-school'], jwt))
+
   const authenticate: onRequestHookHandler = async (request, reply) => {
     const token = bearerToken(authorizationValues(request.raw.rawHeaders))
     const claims = await verifyToken(app.tokens.verify, token)
-    const choice = chooseSchool(claims, request.headers['x-school'], jwt)
+    const choice = resolveSchool(request, claims)
+    if (!choice.allowed.includes(choice.slug)) throw new SchoolNotAllowed(choice.slug)
     const school = await directory.resolve(choice.slug)
     if (school === null) throw new SchoolUnknown(choice.slug)
     if (school.status !== 'active') throw new SchoolSuspended(choice.slug)

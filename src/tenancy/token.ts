@@ -76,12 +76,13 @@ export interface SchoolChoice {
   allowed: string[]
 }
 
+export interface ClaimNames { schoolClaim: string, schoolsClaim: string }
+
 /**
- * Which school this request acts for. The single-school claim names the
- * school; a list claim names those a user may switch between with X-School.
- * The header is honoured only for a slug the token allows.
+ * The slugs a token allows, from its single-school claim and its list
+ * claim, each checked; the single one, if any, comes first.
  */
-export function chooseSchool (claims: Claims, header: string | string[] | undefined, names: { schoolClaim: string, schoolsClaim: string }): SchoolChoice {
+export function allowedSchools (claims: Claims, names: ClaimNames): { single: string | null, allowed: string[] } {
   const single = claims[names.schoolClaim]
   if (single !== undefined && !isSafeName(single)) throw new SchoolClaimInvalid(names.schoolClaim)
 
@@ -91,14 +92,23 @@ export function chooseSchool (claims: Claims, header: string | string[] | undefi
   }
   const allowed = [...new Set([...(single === undefined ? [] : [single]), ...((list as string[] | undefined) ?? [])])]
   if (allowed.length === 0) throw new SchoolClaimMissing(names.schoolClaim)
+  return { single: single ?? null, allowed }
+}
 
+/**
+ * Which school this request acts for, by default: the single-school claim
+ * names the school; a list claim names those a user may switch between
+ * with X-School. The header is honoured only for a slug the token allows.
+ */
+export function chooseSchool (claims: Claims, header: string | string[] | undefined, names: ClaimNames): SchoolChoice {
+  const { single, allowed } = allowedSchools(claims, names)
   if (header !== undefined) {
     if (typeof header !== 'string') throw new SchoolHeaderInvalid('send the header once')
     if (!isSafeName(header)) throw new SchoolHeaderInvalid('lowercase letters, digits, _ and -')
     if (!allowed.includes(header)) throw new SchoolNotAllowed(header)
     return { slug: header, allowed }
   }
-  if (single !== undefined) return { slug: single, allowed }
+  if (single !== null) return { slug: single, allowed }
   if (allowed.length === 1) return { slug: allowed[0] as string, allowed }
   throw new SchoolNotSelected()
 }
