@@ -31,7 +31,7 @@ await runProgram(async () => {
     machine: machine(),
     options: { ...options, scenarios: [...options.scenarios] }
   }
-  const server = await openDatabaseServer()
+  const server = await openDatabaseServer(options.schools)
   try {
     const { bench, close } = await prepareBench(options, server, chosen.some((s) => s.needsFleet))
     try {

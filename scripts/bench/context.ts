@@ -6,13 +6,13 @@ import { dropPrefixedDatabases } from '../../src/postgres/admin.js'
 import { schoolRoleUrl } from '../../src/postgres/roles.js'
 import type { DatabaseServer } from './database-server.js'
 import { catalogWithSchools, databaseOf, runMigrate, seedWeeks, slugOf, type MigrateRun } from './fleet.js'
-import { measure, WEEK_PATH, type Measured, type NextRequest } from './measure.js'
+import { measure, WEEK_PATH, type Measured, type MeasureOptions, type NextRequest } from './measure.js'
 import type { BenchOptions } from './options.js'
 import { startServer, type RunningServer } from './processes.js'
 import { elapsed, say } from './report.js'
 
-/** The connection budget of B and E: pools of the service under many schools. */
-export const BUDGET = { poolsMax: 100, poolSize: 2 }
+/** The budget of the churn regime (B, and E's second curve): fewer connections than schools. */
+export const CHURN_BUDGET = 200
 
 /** What every scenario gets: the fleet, its servers, tokens and the measuring run. */
 export interface Bench {
@@ -27,13 +27,15 @@ export interface Bench {
   baseline: RunningServer
   /** Slug of school number n (from 1) of the main fleet. */
   slug: (n: number) => string
+  /** URL of school number n's database, logged in as its own role. */
+  schoolUrl: (n: number) => string
   tokenFor: (slug: string) => string
   /** Environment of a service or migrate child on `catalogUrl`. */
   envFor: (catalogUrl: string, extra?: Record<string, string>) => Record<string, string>
   /** The real service on the main fleet, in a process of its own. */
   startService: (extra?: Record<string, string>) => Promise<RunningServer>
   /** One warmed-up measured run; see measure(). */
-  measure: (url: string, next: NextRequest, options?: { service?: boolean, settle?: boolean }) => Promise<Measured>
+  measure: (url: string, next: NextRequest, options?: Omit<MeasureOptions, 'connections' | 'durationSeconds'>) => Promise<Measured>
   measureBaseline: () => Promise<Measured>
 }
 
@@ -93,6 +95,7 @@ export async function prepareBench (options: BenchOptions, server: DatabaseServe
       created,
       baseline,
       slug: (n) => slugOf(prefix, n),
+      schoolUrl: (n) => schoolRoleUrl(server.url, databaseOf(prefix, n), roleSecret),
       tokenFor: (slug) => {
         let token = tokens.get(slug)
         if (token === undefined) tokens.set(slug, token = sign({ sub: 'bench', school: slug }))

@@ -22,14 +22,16 @@ export interface DatabaseServer {
  * The configured server when DATABASE_URL is set, else a fresh embedded
  * one of the bench's own (fsync off, thrown away at the end).
  */
-export async function openDatabaseServer (): Promise<DatabaseServer> {
+export async function openDatabaseServer (schools: number): Promise<DatabaseServer> {
   if (process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '') {
     const config = loadConfig(process.env)
     return { url: databaseUrl(config.tenantServers?.default ?? process.env.DATABASE_URL, 'postgres'), external: true, release: () => {} }
   }
   await stopEmbeddedPostgres(EMBEDDED_DIR)
   removeInBackground(EMBEDDED_DIR)
-  const embedded = await attachEmbeddedPostgres({ dataDir: EMBEDDED_DIR, port: embeddedPort(), password: 'postgres', maxConnections: 500, fsync: false }, { log: () => {} })
+  // Room for E's first curve, a connection per active school, beside the rest.
+  const maxConnections = Math.max(500, schools + 300)
+  const embedded = await attachEmbeddedPostgres({ dataDir: EMBEDDED_DIR, port: embeddedPort(), password: 'postgres', maxConnections, fsync: false }, { log: () => {} })
   return {
     url: embedded.url,
     external: false,

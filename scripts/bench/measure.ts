@@ -5,9 +5,21 @@ import { load, type LoadResult } from './load.js'
 export const WEEK_PATH = '/api/lunch-weeks/1'
 
 export type NextRequest = () => { path: string, headers: Record<string, string> }
+
+/** What the warm-up before a measured run took: the first fill, printed apart from the steady state. */
+export interface Warmup {
+  seconds: number
+  requests: number
+  /** Connections the service opened while warming up; null for the baseline. */
+  opened: number | null
+  /** A second of load opened no connection before the cap. */
+  settled: boolean
+}
+
 export interface Measured extends LoadResult {
   /** Connections the service opened to school databases while measured; null for the baseline. */
   opened: number | null
+  warmup: Warmup
 }
 
 export interface MeasureOptions {
@@ -15,28 +27,45 @@ export interface MeasureOptions {
   durationSeconds: number
   /** The server is the service: count the connections it opens. */
   service?: boolean
-  /** Warm up on until a second of load opens no connection (at most 20 s). */
+  /**
+   * Warm up on until a second of load opens no connection, so the measured
+   * window is the steady state, not the first fill; at most `settleCapSeconds`
+   * (default 300, enough for thousands of schools).
+   */
   settle?: boolean
+  settleCapSeconds?: number
+  /** Warm up for this long instead: for churn, which never stops opening connections. */
+  warmupSeconds?: number
 }
 
 /** One measured load run after a warm-up. */
 export async function measure (url: string, next: NextRequest, options: MeasureOptions): Promise<Measured> {
-  const { connections, durationSeconds } = options
-  await load({ url, connections, durationSeconds: Math.min(2, durationSeconds), next })
-  // Between rounds idle connections close (by design), and reopening 50 of
-  // them can outlast a short warm-up on a slow machine: hence `settle`.
-  const openedSoFar = async (): Promise<number> => (await metrics(url)).tenant_connections_opened_total ?? 0
-  let before = options.service === true ? await openedSoFar() : null
-  for (let extra = 0; before !== null && options.settle === true && extra < 20; extra++) {
-    await load({ url, connections, durationSeconds: 1, next })
-    const now = await openedSoFar()
-    const settled = now === before
+  const warmup = await warmUp(url, next, options)
+  const before = options.service === true ? await openedSoFar(url) : null
+  const result = await load({ url, connections: options.connections, durationSeconds: options.durationSeconds, next })
+  return { ...result, opened: before === null ? null : await openedSoFar(url) - before, warmup }
+}
+
+async function warmUp (url: string, next: NextRequest, options: MeasureOptions): Promise<Warmup> {
+  const { connections } = options
+  const started = Date.now()
+  const first = options.service === true ? await openedSoFar(url) : null
+  const initial = options.warmupSeconds ?? Math.min(2, options.durationSeconds)
+  let requests = (await load({ url, connections, durationSeconds: initial, next })).requests
+  let before = first === null ? null : await openedSoFar(url)
+  let settled = false
+  const capMs = (options.settleCapSeconds ?? 300) * 1000
+  while (before !== null && options.settle === true && Date.now() - started < capMs) {
+    requests += (await load({ url, connections, durationSeconds: 1, next })).requests
+    const now = await openedSoFar(url)
+    settled = now === before
     before = now
     if (settled) break
   }
-  const result = await load({ url, connections, durationSeconds, next })
-  return { ...result, opened: before === null ? null : await openedSoFar() - before }
+  return { seconds: (Date.now() - started) / 1000, requests, opened: first === null || before === null ? null : before - first, settled }
 }
+
+const openedSoFar = async (url: string): Promise<number> => (await metrics(url)).tenant_connections_opened_total ?? 0
 
 /** Current values of /metrics, by name. */
 export async function metrics (url: string): Promise<Record<string, number>> {

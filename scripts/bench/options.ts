@@ -4,7 +4,7 @@ import { scenarioNames } from './scenarios/index.js'
 export const USAGE = `Usage: npm run bench -- [options]
 
   --scenarios A,B,C,D,E   which to run (default all)
-  --schools N             schools for B, C and E (default 1000)
+  --schools N             schools for B, C and E (default 1000; 2000 adds a point to E)
   --duration S            seconds per load run (default 8)
   --connections N         concurrent HTTP connections (default 10)
   --rounds N              A: rounds of the three cases, interleaved (default 3)

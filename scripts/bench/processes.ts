@@ -1,8 +1,16 @@
 import { startTsx } from '../../src/cli/tsx-child.js'
 
+export interface Stopped {
+  /** From SIGTERM to the exit of the process. */
+  ms: number
+  code: number | null
+}
+
 export interface RunningServer {
   url: string
-  stop: () => Promise<void>
+  pid: number
+  /** SIGTERM, then waits for the exit, timed. */
+  stop: () => Promise<Stopped>
 }
 
 /** Starts scripts/bench/serve.ts in a process of its own and waits for its address. */
@@ -10,5 +18,18 @@ export async function startServer (mode: 'service' | 'baseline', env: Record<str
   // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each server, for finding where time goes.
   const profile = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
   const server = await startTsx('scripts/bench/serve.ts', [mode], { env: { LOG_LEVEL: 'warn', ...env }, nodeArgs: profile, ready: /listening (http:\/\/\S+)/ })
-  return { url: server.address, stop: server.stop }
+  let stopped: Promise<Stopped> | null = null
+  return {
+    url: server.address,
+    pid: server.child.pid ?? 0,
+    stop: async () => {
+      stopped ??= (async () => {
+        const started = process.hrtime.bigint()
+        server.child.kill('SIGTERM')
+        const code = await server.exited
+        return { ms: Number(process.hrtime.bigint() - started) / 1e6, code }
+      })()
+      return await stopped
+    }
+  }
 }

@@ -1,36 +1,115 @@
 import os from 'node:os'
 import { formatTable } from '../../../src/fleet/table.js'
-import { growthChart, type GrowthPoint } from '../chart.js'
-import { BUDGET } from '../context.js'
-import { WEEK_PATH } from '../measure.js'
+import { growthChart, type GrowthCurve } from '../chart.js'
+import { connectRate } from '../connect-rate.js'
+import { CHURN_BUDGET, type Bench } from '../context.js'
+import { WEEK_PATH, type Measured } from '../measure.js'
+import { backendMemory, processMemory } from '../memory.js'
 import { fmt, say, writeResult } from '../report.js'
 import type { Scenario } from './index.js'
 
-/** E: req/s and p99 as the number of active schools grows, on B's budget; drawn as growth.svg. */
+interface Point {
+  active: number
+  budget: number
+  result: Measured
+  backends: number
+  backendsPssMiB: number | null
+  apiPssMiB: number | null
+  stopMs: number
+  stopCode: number | null
+}
+
+interface Curve { label: string, budget: (active: number) => number }
+
+/** E: req/s as the active schools grow, under a budget that holds them and under a fixed one. */
 export const growth: Scenario = {
   name: 'E',
   needsFleet: true,
-  heading: () => 'E. Growth: req/s and p99 as active schools grow, same connection budget',
+  heading: () => `E. Growth: round robin over the active schools; a budget that holds them, and a fixed budget of ${CHURN_BUDGET}`,
   async run (bench) {
-    const service = await bench.startService({ TENANT_POOLS_MAX: String(BUDGET.poolsMax), TENANT_POOL_SIZE: String(BUDGET.poolSize) })
-    const points: GrowthPoint[] = []
-    const openedPerSecond: number[] = []
-    const sizes = [1, 10, 100, 1000].filter((n) => n <= bench.fleetSize)
-    if (!sizes.includes(bench.fleetSize) && bench.fleetSize < 1000) sizes.push(bench.fleetSize)
-    for (const active of sizes) {
-      let turn = 0
-      const result = await bench.measure(service.url, () => ({ path: WEEK_PATH, headers: { authorization: `Bearer ${bench.tokenFor(bench.slug((turn++ % active) + 1))}` } }),
-        { service: true, settle: active <= BUDGET.poolsMax })
-      points.push({ schools: active, rps: Math.round(result.rps), p99: result.p99 })
-      openedPerSecond.push((result.opened ?? 0) / bench.options.duration)
+    const ceiling = await connectCeiling(bench)
+    const sizes = [1, 10, 100, 1000, 2000].filter((n) => n <= bench.fleetSize)
+    const curves: Curve[] = [
+      { label: 'budget holds the active schools', budget: (active) => active + 20 },
+      { label: `fixed budget of ${CHURN_BUDGET}`, budget: () => CHURN_BUDGET }
+    ]
+    const results: Array<{ label: string, points: Point[] }> = []
+    for (const curve of curves) {
+      const points: Point[] = []
+      for (const active of sizes) points.push(await measurePoint(bench, active, curve.budget(active)))
+      results.push({ label: curve.label, points })
+      printCurve(curve.label, points, bench.options.duration)
     }
-    await service.stop()
-    say(formatTable(['active schools', 'req/s', 'p99 ms', 'vs 1 school', 'new conns/s'], points.map((p, i) => [
-      String(p.schools), fmt(p.rps), String(p.p99), ((p.rps / (points[0]?.rps ?? 1))).toFixed(2), fmt(openedPerSecond[i] ?? 0, 1)
-    ])))
-    const caption = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${new Date().toISOString().slice(0, 10)}; ` +
-      `pools ${BUDGET.poolsMax} x ${BUDGET.poolSize}; round-robin over the active schools`
-    writeResult('growth.svg', growthChart(points, caption))
-    return { points, openedPerSecond }
+    const chart: GrowthCurve[] = results.map(({ label, points }) => ({
+      label,
+      points: points.map((p) => ({ schools: p.active, rps: Math.round(p.result.rps), p99: p.result.p99 }))
+    }))
+    const caption = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${new Date().toISOString().slice(0, 10)}; TENANT_POOL_SIZE 5`
+    writeResult('growth.svg', growthChart(chart, caption))
+    return { ceiling, curves: results }
   }
+}
+
+/**
+ * How many new connections a second this machine opens, at several
+ * concurrencies: what a cold school costs, and the basis of the default
+ * TENANT_CONNECT_CONCURRENCY.
+ */
+async function connectCeiling (bench: Bench): Promise<Array<Awaited<ReturnType<typeof connectRate>>>> {
+  const urls = Array.from({ length: Math.min(bench.fleetSize, 200) }, (_, i) => bench.schoolUrl(i + 1))
+  const rates = []
+  for (const concurrency of [1, 2, 4, 8, 16]) rates.push(await connectRate(urls, concurrency, 3))
+  say('New connections a second on this machine (connect, SELECT 1, close, as a school role):')
+  say(formatTable(['at once', 'per second', 'p50 ms', 'errors'], rates.map((r) => [String(r.concurrency), fmt(r.perSecond), String(r.p50), String(r.errors)])))
+  return rates
+}
+
+/**
+ * One point: a fresh service, warmed up until a second of load opens no
+ * connection (or, where the budget cannot hold the schools and it never
+ * stops opening them, for as long as the run), then measured; then stopped
+ * with SIGTERM, timed.
+ */
+async function measurePoint (bench: Bench, active: number, budget: number): Promise<Point> {
+  const service = await bench.startService({ TENANT_CONNECTIONS_MAX: String(budget) })
+  let turn = 0
+  const next = (): { path: string, headers: Record<string, string> } =>
+    ({ path: WEEK_PATH, headers: { authorization: `Bearer ${bench.tokenFor(bench.slug((turn++ % active) + 1))}` } })
+  const churn = active > budget
+  const result = await bench.measure(service.url, next, churn ? { service: true, warmupSeconds: bench.options.duration } : { service: true, settle: true })
+  const backends = await backendMemory(bench.admin)
+  const api = processMemory(service.pid)
+  const stopped = await service.stop()
+  return {
+    active,
+    budget,
+    result,
+    backends: backends.backends,
+    backendsPssMiB: backends.pss,
+    apiPssMiB: api?.pss ?? null,
+    stopMs: Math.round(stopped.ms),
+    stopCode: stopped.code
+  }
+}
+
+function printCurve (label: string, points: Point[], seconds: number): void {
+  const one = points[0]?.result.rps ?? 1
+  const mib = (value: number | null): string => value === null ? 'n/a' : fmt(value)
+  say(`\n${label}:`)
+  say(formatTable(
+    ['active', 'budget', 'warm-up s (new conns)', 'req/s', 'p99 ms', 'vs 1 school', 'new conns/s', 'PG backends', 'their PSS MiB', 'API PSS MiB', 'SIGTERM to exit'],
+    points.map((p) => [
+      String(p.active),
+      String(p.budget),
+      `${fmt(p.result.warmup.seconds, 1)} (${p.result.warmup.opened ?? '-'})${p.result.warmup.settled ? '' : ' *'}`,
+      fmt(p.result.rps),
+      String(p.result.p99),
+      (p.result.rps / one).toFixed(2),
+      fmt((p.result.opened ?? 0) / seconds, 1),
+      String(p.backends),
+      mib(p.backendsPssMiB),
+      mib(p.apiPssMiB),
+      `${fmt(p.stopMs)} ms, exit ${p.stopCode ?? 'signal'}`
+    ])))
+  if (points.some((p) => !p.result.warmup.settled)) say('* warm-up for a fixed time: with more schools than the budget holds, connections never stop opening.')
 }
