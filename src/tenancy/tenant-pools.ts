@@ -131,98 +131,148 @@ interface Counters { growths: number, shrinks: number, evictions: number }
  * they have closed.
  */
 export function createTenantPools (options: TenantPoolsOptions): TenantPools {
-  const now = options.now ?? Date.now
-  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000
-  const agingPeriod = options.agingPeriod ?? 1_000
+  return new SchoolPools(options)
+}
+
+/** What the pools keep per tenant server. */
+interface ServerState {
+  budget: ServerBudget
+  /** Runs a connection's opening once fewer than connectConcurrency are opening. */
+  connecting: <T>(fn: () => Promise<T>) => Promise<T>
+  counters: Counters
+}
+
+class SchoolPools implements TenantPools {
   // The budget, not the cache, bounds what is open; the LRU only orders.
-  const live = new LRUCache<string, Entry>({ max: 1_000_000 })
-  const retiring = new Set<Entry>()
-  const creating = new Map<string, Creation>()
-  const budgets = new Map<string, ServerBudget>()
-  const connectLimits = new Map<string, <T>(fn: () => Promise<T>) => Promise<T>>()
-  const counters = new Map<string, Counters>()
-  let hits = 0
-  let misses = 0
-  let connectionsOpened = 0
-  let acquires = 0
-  let closed = false
+  private readonly live = new LRUCache<string, Entry>({ max: 1_000_000 })
+  private readonly retiring = new Set<Entry>()
+  private readonly creating = new Map<string, Creation>()
+  private readonly servers = new Map<string, ServerState>()
+  private readonly totals = { hits: 0, misses: 0, connectionsOpened: 0 }
+  private acquires = 0
+  private closed = false
+  private readonly now: () => number
+  private readonly sweep: NodeJS.Timeout
 
-  const sweep = setInterval(() => { sweepIdle() }, options.sweepIntervalMs ?? 1_000)
-  sweep.unref()
-
-  function countersOf (server: string): Counters {
-    let found = counters.get(server)
-    if (found === undefined) counters.set(server, found = { growths: 0, shrinks: 0, evictions: 0 })
-    return found
+  constructor (private readonly options: TenantPoolsOptions) {
+    this.now = options.now ?? Date.now
+    this.sweep = setInterval(() => { this._sweepIdle() }, options.sweepIntervalMs ?? 1_000)
+    this.sweep.unref()
   }
 
-  function budgetOf (server: string): ServerBudget {
-    let budget = budgets.get(server)
-    if (budget === undefined) {
-      budget = new ServerBudget(server, options.budgetOf(server), () => { makeRoom(server) })
-      budgets.set(server, budget)
+  async acquire (target: TenantTarget): Promise<TenantLease> {
+    if (this.closed) throw new TenantPoolsExhausted()
+    this._age()
+    const existing = this.live.get(target.key)
+    if (existing !== undefined) {
+      this.totals.hits++
+      existing.uses++
+      existing.leases++
+      return this._lease(existing)
     }
-    return budget
+    let creation = this.creating.get(target.key)
+    if (creation === undefined) {
+      this.totals.misses++
+      const pending: Creation = { waiters: 0, promise: Promise.resolve(null as unknown as Entry) }
+      pending.promise = this._create(target, pending)
+      this.creating.set(target.key, pending)
+      creation = pending
+    }
+    creation.waiters++
+    try {
+      return this._lease(await creation.promise)
+    } catch (error) {
+      creation.waiters--
+      throw error
+    }
   }
 
-  function connectLimitOf (server: string): <T>(fn: () => Promise<T>) => Promise<T> {
-    let limit = connectLimits.get(server)
-    if (limit === undefined) connectLimits.set(server, limit = concurrencyLimit(options.connectConcurrency ?? 8))
-    return limit
+  drop (key: string): void {
+    const entry = this.live.peek(key)
+    if (entry !== undefined) this._retire(entry)
+  }
+
+  stats (): TenantPoolStats {
+    return summarize(this._liveEntries(), this.retiring, this.servers, this.totals)
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    clearInterval(this.sweep)
+    for (const { budget } of this.servers.values()) budget.refuseWaiters()
+    for (const entry of this._liveEntries()) this._retire(entry)
+    for (const entry of this.retiring) this._closeEntry(entry)
+    await Promise.all([...this.retiring].map(async (entry) => await entry.closed))
+  }
+
+  private _server (name: string): ServerState {
+    let state = this.servers.get(name)
+    if (state === undefined) {
+      state = {
+        budget: new ServerBudget(name, this.options.budgetOf(name), () => { this._makeRoom(name) }),
+        connecting: concurrencyLimit(this.options.connectConcurrency ?? 8),
+        counters: { growths: 0, shrinks: 0, evictions: 0 }
+      }
+      this.servers.set(name, state)
+    }
+    return state
+  }
+
+  private _liveEntries (): Entry[] {
+    return [...this.live.values()].filter((entry): entry is Entry => entry !== undefined)
   }
 
   /**
    * Frees slots for the schools waiting for one on this server: one idle
    * connection per waiter that no closing connection will serve.
    */
-  function makeRoom (server: string): void {
-    const budget = budgetOf(server)
-    while (closingOn(server) < budget.waiting && takeFromIdle(server)) { /* one connection closed per turn */ }
+  private _makeRoom (server: string): void {
+    const { budget } = this._server(server)
+    while (this._closingOn(server) < budget.waiting && this._takeFromIdle(server)) { /* one connection closed per turn */ }
   }
 
-  function closingOn (server: string): number {
+  private _closingOn (server: string): number {
     let closing = 0
-    for (const entry of [...liveEntries(), ...retiring]) if (entry.server === server) closing += entry.pool.numClosing()
+    for (const entry of [...this._liveEntries(), ...this.retiring]) if (entry.server === server) closing += entry.pool.numClosing()
     return closing
   }
 
-  /** Oldest first in rvalues(), so the first of equal counts is the least recent. */
-  function takeFromIdle (server: string): boolean {
+  /** An extra connection of an idle school, else the last one of the least used; oldest first in rvalues(), so the least recent wins a tie. */
+  private _takeFromIdle (server: string): boolean {
     let victim: Entry | undefined
-    for (const entry of live.rvalues()) {
+    for (const entry of this.live.rvalues()) {
       if (entry === undefined || entry.server !== server || entry.leases > 0 || entry.pool.numFree() === 0) continue
       if (entry.pool.size > 1) return entry.pool.closeOneIdle()
       if (victim === undefined || entry.uses < victim.uses) victim = entry
     }
     if (victim === undefined) return false
-    countersOf(server).evictions++
-    retire(victim)
+    this._server(server).counters.evictions++
+    this._retire(victim)
     return true
   }
 
-  function retire (entry: Entry): void {
+  private _retire (entry: Entry): void {
     if (entry.retired) return
     entry.retired = true
-    if (live.peek(entry.key) === entry) live.delete(entry.key)
-    retiring.add(entry)
-    if (entry.leases === 0) closeEntry(entry)
+    if (this.live.peek(entry.key) === entry) this.live.delete(entry.key)
+    this.retiring.add(entry)
+    if (entry.leases === 0) this._closeEntry(entry)
   }
 
-  function closeEntry (entry: Entry): void {
-    entry.closed ??= entry.pool.close().finally(() => { retiring.delete(entry) })
+  private _closeEntry (entry: Entry): void {
+    entry.closed ??= entry.pool.close().finally(() => { this.retiring.delete(entry) })
   }
 
-  const liveEntries = (): Entry[] => [...live.values()].filter((entry): entry is Entry => entry !== undefined)
-
-  function sweepIdle (): void {
-    const at = now()
-    for (const entry of liveEntries()) {
+  private _sweepIdle (): void {
+    const at = this.now()
+    const idleTimeoutMs = this.options.idleTimeoutMs ?? 300_000
+    for (const entry of this._liveEntries()) {
       entry.pool.trim(at)
-      if (entry.leases === 0 && at - entry.pool.lastActive >= idleTimeoutMs) retire(entry)
+      if (entry.leases === 0 && at - entry.pool.lastActive >= idleTimeoutMs) this._retire(entry)
     }
   }
 
-  function lease (entry: Entry): TenantLease {
+  private _lease (entry: Entry): TenantLease {
     let returned = false
     return {
       db: entry.knex,
@@ -230,133 +280,82 @@ export function createTenantPools (options: TenantPoolsOptions): TenantPools {
         if (returned) return
         returned = true
         if (--entry.leases > 0) return
-        if (entry.retired) closeEntry(entry)
-        else if (budgetOf(entry.server).waiting > 0) makeRoom(entry.server)
+        if (entry.retired) this._closeEntry(entry)
+        else if (this._server(entry.server).budget.waiting > 0) this._makeRoom(entry.server)
       }
     }
   }
 
-  function age (): void {
-    if (++acquires < agingPeriod) return
-    acquires = 0
-    for (const entry of liveEntries()) entry.uses >>= 1
+  private _age (): void {
+    if (++this.acquires < (this.options.agingPeriod ?? 1_000)) return
+    this.acquires = 0
+    for (const entry of this._liveEntries()) entry.uses >>= 1
   }
 
-  function newEntry (target: TenantTarget): Entry {
-    const stats = countersOf(target.server)
-    const limit = connectLimitOf(target.server)
+  private _newEntry (target: TenantTarget): Entry {
+    const { budget, connecting, counters } = this._server(target.server)
     const pool = new SchoolPool({
-      connect: async () => await limit(async () => await options.connect(target)),
-      slots: budgetOf(target.server),
-      maxSize: options.poolSize,
-      acquireTimeoutMs: options.acquireTimeoutMs ?? 5_000,
-      slotTimeoutMs: options.slotTimeoutMs ?? 5_000,
-      extraIdleMs: options.extraIdleMs ?? 5_000,
-      now,
-      events: { opened: () => { connectionsOpened++ }, grew: () => { stats.growths++ }, shrank: () => { stats.shrinks++ } }
+      connect: async () => await connecting(async () => await this.options.connect(target)),
+      slots: budget,
+      maxSize: this.options.poolSize,
+      acquireTimeoutMs: this.options.acquireTimeoutMs ?? 5_000,
+      slotTimeoutMs: this.options.slotTimeoutMs ?? 5_000,
+      extraIdleMs: this.options.extraIdleMs ?? 5_000,
+      now: this.now,
+      events: { opened: () => { this.totals.connectionsOpened++ }, grew: () => { counters.growths++ }, shrank: () => { counters.shrinks++ } }
     })
     return { key: target.key, server: target.server, knex: knexOverPool(pool), pool, leases: 0, uses: 0, retired: false, closed: null }
   }
 
-  async function create (target: TenantTarget, creation: () => Creation): Promise<Entry> {
-    const entry = newEntry(target)
+  private async _create (target: TenantTarget, creation: Creation): Promise<Entry> {
+    const entry = this._newEntry(target)
     try {
-      await options.prepare?.(entry.knex)
-      if (closed) throw new TenantPoolsExhausted()
+      await this.options.prepare?.(entry.knex)
+      if (this.closed) throw new TenantPoolsExhausted()
     } catch (error) {
       await entry.pool.close()
       throw error
     } finally {
-      creating.delete(target.key)
+      this.creating.delete(target.key)
     }
     // Leases are counted in before anyone else sees the pool, so it cannot
     // be taken for a newcomer between its creation and its first use.
-    const { waiters } = creation()
-    entry.leases = waiters
-    entry.uses = waiters
-    live.set(target.key, entry)
+    entry.leases = creation.waiters
+    entry.uses = creation.waiters
+    this.live.set(target.key, entry)
     return entry
-  }
-
-  return {
-    async acquire (target) {
-      if (closed) throw new TenantPoolsExhausted()
-      age()
-      const existing = live.get(target.key)
-      if (existing !== undefined) {
-        hits++
-        existing.uses++
-        existing.leases++
-        return lease(existing)
-      }
-      let creation = creating.get(target.key)
-      if (creation === undefined) {
-        misses++
-        const pending: Creation = { waiters: 0, promise: Promise.resolve(null as unknown as Entry) }
-        pending.promise = create(target, () => pending)
-        creating.set(target.key, pending)
-        creation = pending
-      }
-      creation.waiters++
-      try {
-        return lease(await creation.promise)
-      } catch (error) {
-        creation.waiters--
-        throw error
-      }
-    },
-
-    drop (key) {
-      const entry = live.peek(key)
-      if (entry !== undefined) retire(entry)
-    },
-
-    stats () {
-      return summarize(liveEntries(), retiring, budgets, counters, { hits, misses, connectionsOpened })
-    },
-
-    async close () {
-      closed = true
-      clearInterval(sweep)
-      for (const budget of budgets.values()) budget.refuseWaiters()
-      for (const entry of liveEntries()) retire(entry)
-      for (const entry of retiring) closeEntry(entry)
-      await Promise.all([...retiring].map(async (entry) => await entry.closed))
-    }
   }
 }
 
 function summarize (
-  live: Entry[], retiring: Set<Entry>, budgets: Map<string, ServerBudget>, counters: Map<string, Counters>,
+  live: Entry[], retiring: Set<Entry>, servers: Map<string, ServerState>,
   totals: { hits: number, misses: number, connectionsOpened: number }
 ): TenantPoolStats {
-  const servers = new Map<string, ServerPoolStats>()
-  for (const [server, budget] of budgets) {
-    const { growths, shrinks, evictions } = counters.get(server) ?? { growths: 0, shrinks: 0, evictions: 0 }
-    servers.set(server, {
-      server, budget: budget.max, connectionsHeld: budget.inUse, connectionsInUse: 0, connectionsIdle: 0, slotWaits: budget.waits, growths, shrinks, evictions
+  const byServer = new Map<string, ServerPoolStats>()
+  for (const [server, { budget, counters }] of servers) {
+    byServer.set(server, {
+      server, budget: budget.max, connectionsHeld: budget.inUse, connectionsInUse: 0, connectionsIdle: 0, slotWaits: budget.waits, ...counters
     })
   }
   let connectionsPending = 0
   for (const entry of [...live, ...retiring]) {
-    const server = servers.get(entry.server)
+    const server = byServer.get(entry.server)
     if (server !== undefined) {
       server.connectionsInUse += entry.pool.numUsed()
       server.connectionsIdle += entry.pool.numFree()
     }
     connectionsPending += entry.pool.numPendingAcquires()
   }
-  const all = [...servers.values()]
+  const all = [...byServer.values()]
+  const sum = (field: 'connectionsInUse' | 'connectionsIdle' | 'evictions'): number => all.reduce((n, s) => n + s[field], 0)
   return {
     open: live.length,
     retiring: retiring.size,
-    connectionsInUse: all.reduce((n, s) => n + s.connectionsInUse, 0),
-    connectionsIdle: all.reduce((n, s) => n + s.connectionsIdle, 0),
+    connectionsInUse: sum('connectionsInUse'),
+    connectionsIdle: sum('connectionsIdle'),
     connectionsPending,
-    connectionsOpened: totals.connectionsOpened,
-    hits: totals.hits,
-    misses: totals.misses,
-    evictions: all.reduce((n, s) => n + s.evictions, 0),
+    ...totals,
+    evictions: sum('evictions'),
     servers: all
   }
 }
