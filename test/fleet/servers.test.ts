@@ -201,7 +201,7 @@ t.test('the pool bound is per server: under load neither server goes over it, an
   const maxEast = Math.max(...samples.map((s) => s.east))
   const together = samples.filter((s) => s.suite > 0 && s.east > 0).length
   const maxTotal = Math.max(...samples.map((s) => s.suite + s.east))
-  t.ok(samples.length >= 50, `sampled often enough (${samples.length} samples)`)
+  t.ok(samples.length >= 20, `sampled often enough (${samples.length} samples)`)
   t.ok(maxSuite <= 2, `connections on the suite server never exceeded 2 (max ${maxSuite})`)
   t.ok(maxEast <= 2, `connections on east never exceeded 2 (max ${maxEast})`)
   t.ok(together >= 5, `both servers had connections at once in ${together} of ${samples.length} samples`)
