@@ -9,7 +9,9 @@ import {
   BodyTooLarge, InvalidJson, InvalidRequest, RateLimited, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
 } from './errors.js'
 import health from './health.js'
-import { lunchRoutes, publicLunchRoutes } from './lunch/routes.js'
+import publicMenus, { type PublicMenusOptions } from './lunch/public-plugin.js'
+import { publicLunchRoutes } from './lunch/public-routes.js'
+import { lunchRoutes } from './lunch/routes.js'
 import { sharedSchemas } from './lunch/schemas.js'
 import metrics from './metrics.js'
 import securityHeaders from './security-headers.js'
@@ -23,12 +25,14 @@ export interface AppOptions {
   servers: Record<string, string>
   /** Fastify logger setting; tests pass false or their own. */
   logger?: boolean | object
+  /** The public copies' repair timings; tests shorten them or turn the timer off. */
+  publicMenus?: Pick<PublicMenusOptions, 'repairAfterMs' | 'repairIntervalMs' | 'staleAfterMs'>
 }
 
 const BODY_LIMIT_BYTES = 16 * 1024
 
 /** Builds the service; never listens (server.ts does, tests inject). */
-export async function buildApp ({ config, catalogUrl, servers, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp ({ config, catalogUrl, servers, logger, publicMenus: publicTimings }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     // One line per request, written in onResponse below once the school is
@@ -125,6 +129,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger }: AppOpti
     tenantPoolsMax: config.tenantPoolsMax,
     roleSecret: config.tenantRoleSecret
   })
+  await app.register(publicMenus, { servers, roleSecret: config.tenantRoleSecret, ...publicTimings })
   await app.register(metrics)
 
   await app.register(async (api) => {

@@ -1,10 +1,10 @@
 import fastifyJwt from '@fastify/jwt'
-import type { FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Knex } from 'knex'
 import type { School } from '../catalog/schools.js'
 import type { JwtConfig } from '../config.js'
-import { SchoolDatabaseUnavailable, SchoolNotFound, SchoolSuspended, SchoolUnknown } from '../errors.js'
+import { SchoolDatabaseUnavailable, SchoolSuspended, SchoolUnknown } from '../errors.js'
 import { createKnex } from '../postgres/connection.js'
 import { appMigrations } from '../postgres/migrations.js'
 import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
@@ -38,8 +38,6 @@ declare module 'fastify' {
 export interface Tenancy {
   /** onRequest hook of the authenticated API: token → school → pool. */
   authenticate: onRequestHookHandler
-  /** preHandler hook of public routes: `:slug` → school → pool; unknown or suspended is 404. */
-  publicSchool: preHandlerHookHandler
   /** Maps a failure of a school's database to a 503 error, or returns null. */
   translateError: (error: unknown, request: FastifyRequest) => Error | null
   directory: SchoolDirectory
@@ -171,14 +169,6 @@ export default fp<TenancyOptions>(async (app, options) => {
     await lendPool(request, reply, school)
   }
 
-  const publicSchool: preHandlerHookHandler = async (request, reply) => {
-    const slug = (request.params as { slug?: unknown }).slug
-    const school = isSafeName(slug) ? await directory.resolve(slug) : null
-    // Suspended schools are not public; unknown and suspended look alike.
-    if (school === null || school.status !== 'active') throw new SchoolNotFound(String(slug))
-    await lendPool(request, reply, school)
-  }
-
   // A failure inside a route is answered, not remembered: a connection
   // killed under one request must not turn the next one away, and the pool
   // replaces broken connections by itself.
@@ -211,5 +201,5 @@ export default fp<TenancyOptions>(async (app, options) => {
     await pools.close()
   })
 
-  app.decorate('tenancy', { authenticate, publicSchool, translateError, directory, pools })
+  app.decorate('tenancy', { authenticate, translateError, directory, pools })
 }, { name: 'tenancy', dependencies: ['catalog'] })

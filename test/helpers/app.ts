@@ -2,7 +2,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { createSigner } from 'fast-jwt'
 import type { Test } from 'tap'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type AppOptions } from '../../src/app.js'
 import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
 import { DEVELOPMENT_JWT_SECRET } from '../../src/config.js'
 import { migrateSchools } from '../../src/fleet/migrate-schools.js'
@@ -30,6 +30,8 @@ export interface TestAppOptions {
   unmigrated?: string[]
   /** Extra settings, e.g. { CATALOG_CACHE_TTL_MS: '100' }. */
   env?: Record<string, string>
+  /** Timings of the public copies' repairer. */
+  publicMenus?: AppOptions['publicMenus']
 }
 
 /**
@@ -61,7 +63,7 @@ export async function testApp (t: Test, prefix: string, options: TestAppOptions 
     }
   })
   const config = dbs.config(options.env ?? {})
-  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream } })
+  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream }, publicMenus: options.publicMenus })
   await app.ready()
   t.teardown(async () => { await app.close() })
 
