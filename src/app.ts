@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import catalogPlugin from './catalog/plugin.js'
 import type { Config } from './config.js'
 import {
-  BodyTooLarge, InvalidJson, InvalidRequest, RateLimited, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
+  AddressRateLimited, BodyTooLarge, InvalidJson, InvalidRequest, RateLimited, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
 } from './errors.js'
 import health from './health.js'
 import publicMenus, { type PublicMenusOptions } from './lunch/public-plugin.js'
@@ -35,6 +35,8 @@ const BODY_LIMIT_BYTES = 16 * 1024
 export async function buildApp ({ config, catalogUrl, servers, logger, publicMenus: publicTimings }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
+    // Whose X-Forwarded-For sets request.ip, which the public rate limit counts by.
+    trustProxy: config.trustProxy,
     // One line per request, written in onResponse below once the school is
     // known, instead of Fastify's two lines of which the first cannot have it.
     logController: new LogController({ disableRequestLogging: true }),
@@ -145,7 +147,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger, publicMen
   }, { prefix: '/api' })
 
   await app.register(async (publicApi) => {
-    await registerSchoolRateLimit(publicApi, config, (request) => `public:${(request.params as { slug?: string }).slug ?? ''}`)
+    await registerAddressRateLimit(publicApi, config)
     await publicApi.register(etag)
     await publicApi.register(publicLunchRoutes)
   }, { prefix: '/api/public' })
@@ -167,6 +169,22 @@ async function registerSchoolRateLimit (scope: FastifyInstance, config: Config, 
     hook: 'preHandler',
     keyGenerator: key,
     errorResponseBuilder: (_request, context) => new RateLimited(context.after)
+  })
+}
+
+/**
+ * Per client address on the public routes, counted before anything else
+ * (onRequest), so a refused request costs no lookup. Keyed by request.ip
+ * (IPv6 by /64, the plugin's default): set TRUST_PROXY behind a load
+ * balancer, or every client shares the balancer's address and budget.
+ */
+async function registerAddressRateLimit (scope: FastifyInstance, config: Config): Promise<void> {
+  if (config.publicRateLimitMax === 0) return
+  await scope.register(rateLimit, {
+    max: config.publicRateLimitMax,
+    timeWindow: config.publicRateLimitWindowMs,
+    onExceeded: () => { scope.publicMenus.refused('rate_limited') },
+    errorResponseBuilder: (_request, context) => new AddressRateLimited(context.after)
   })
 }
 

@@ -49,6 +49,7 @@ export const PublishedWeekNotFound = createError('PUBLISHED_WEEK_NOT_FOUND', 'No
 
 // Limits (429)
 export const RateLimited = createError('RATE_LIMITED', 'Too many requests for this school; retry in %s', 429)
+export const AddressRateLimited = createError('RATE_LIMITED', 'Too many requests from this address; retry in %s', 429)
 
 /** Seconds a client should wait before retrying a 503. */
 export const RETRY_AFTER_SECONDS = 5

@@ -71,3 +71,16 @@ t.test('a script with a bad setting stops with the message, not a stack trace', 
   t.match(result.stderr, /TENANT_POOLS_MAX must be a whole number/)
   t.notMatch(result.stderr, /\n\s+at /, 'no stack trace')
 })
+
+t.test('the public limit and the trusted proxies', async (t) => {
+  t.match(loadConfig({}), { publicRateLimitMax: 0, publicRateLimitWindowMs: 60_000, trustProxy: false }, 'off in development, no proxy trusted')
+  t.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), TENANT_ROLE_SECRET: 'y'.repeat(40) }).publicRateLimitMax, 600, 'on in production')
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, false)
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.0.2.1, fd00::/8, loopback' }).trustProxy, ['10.0.0.0/8', '192.0.2.1', 'fd00::/8', 'loopback'])
+  t.match(problemsOf({ TRUST_PROXY: '2' }), [/^TRUST_PROXY must be true, false, or the proxies' addresses .*\(got "2"\)$/], 'no hop count')
+  t.match(problemsOf({ TRUST_PROXY: '10.0.0.0/33' }), [/^TRUST_PROXY must be/])
+  t.match(problemsOf({ TRUST_PROXY: '10.0.0.1,lb.internal' }), [/\(got "lb.internal"\)$/])
+  t.match(problemsOf({ PUBLIC_RATE_LIMIT_MAX: '-1' }), [/^PUBLIC_RATE_LIMIT_MAX must be a whole number from 0/])
+  t.match(problemsOf({ PUBLIC_RATE_LIMIT_WINDOW_MS: '10' }), [/^PUBLIC_RATE_LIMIT_WINDOW_MS must be a whole number from 1000/])
+})

@@ -11,9 +11,9 @@ import { withDatabase } from '../helpers/databases.js'
 /*
  * The public menus come from the catalog's copy (design A of issue 15):
  * anonymous reads never reach a school database, repeats are answered from
- * the process's cache, bad weeks are refused before any lookup, and a copy
- * that could not be written is repaired and never served past the stale
- * bound.
+ * the process's cache, bad weeks and noisy addresses are refused before any
+ * lookup, and a copy that could not be written is repaired and never served
+ * past the stale bound.
  */
 
 interface Day { id: number, day: string, menuDetails: string }
@@ -253,6 +253,39 @@ t.test('a weekOf that is not a Monday or lies beyond two years is refused before
 
   t.equal(await shown(app, 'alpha', monday(2 * 52 - 1)), '404 PUBLISHED_WEEK_NOT_FOUND', 'just inside the window is looked up')
   t.equal(await shown(app, 'alpha', monday(-(2 * 52 - 1))), '404 PUBLISHED_WEEK_NOT_FOUND')
+})
+
+t.test('the per-address limit answers 429 with Retry-After', async (t) => {
+  const ctx = await testApp(t, 'pubrate', { schools: ['alpha'], env: { PUBLIC_RATE_LIMIT_MAX: '3', PUBLIC_RATE_LIMIT_WINDOW_MS: '60000' } })
+  const { app } = ctx
+  const read = async (remoteAddress: string, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> =>
+    await app.inject({ method: 'GET', url: publicUrl('alpha', monday(1)), remoteAddress, headers })
+
+  const statuses = []
+  for (let i = 0; i < 5; i++) statuses.push((await read('198.51.100.7')).statusCode)
+  t.same(statuses, [404, 404, 404, 429, 429], 'three reads, then refused')
+  const limited = await read('198.51.100.7')
+  t.match(limited.json(), { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests' })
+  t.ok(Number(limited.headers['retry-after']) > 0, 'says when to retry')
+  t.equal((await read('198.51.100.8')).statusCode, 404, 'another address has its own budget')
+  t.equal((await read('2001:db8::1')).statusCode, 404)
+  t.equal((await read('2001:db8::2')).statusCode, 404)
+  t.equal((await read('2001:db8::3')).statusCode, 404)
+  t.equal((await read('2001:db8::4')).statusCode, 429, 'one IPv6 /64 is one address')
+  t.equal((await read('198.51.100.7', { 'x-forwarded-for': '203.0.113.1' })).statusCode, 429, 'X-Forwarded-For is not believed without TRUST_PROXY')
+  t.equal((await app.inject({ method: 'GET', url: '/api/lunch-weeks', headers: ctx.auth('alpha'), remoteAddress: '198.51.100.7' })).statusCode, 200, 'staff routes are not counted by address')
+  const figures = await metrics(app)
+  t.equal(figures['public_refusals_total{reason="rate_limited"}'], 5, 'refusals are counted')
+})
+
+t.test('behind a trusted proxy each client address has its own budget', async (t) => {
+  const ctx = await testApp(t, 'pubproxy', { schools: ['alpha'], env: { PUBLIC_RATE_LIMIT_MAX: '2', TRUST_PROXY: '10.0.0.0/8' } })
+  const read = async (remoteAddress: string, client: string): Promise<number> =>
+    (await ctx.app.inject({ method: 'GET', url: publicUrl('alpha', monday(1)), remoteAddress, headers: { 'x-forwarded-for': client } })).statusCode
+  t.same([await read('10.1.2.3', '203.0.113.1'), await read('10.1.2.3', '203.0.113.1'), await read('10.1.2.3', '203.0.113.1')], [404, 404, 429], 'one client through the balancer')
+  t.equal(await read('10.1.2.3', '203.0.113.2'), 404, 'another client through the same balancer is not refused')
+  t.same([await read('192.0.2.9', '203.0.113.3'), await read('192.0.2.9', '203.0.113.4'), await read('192.0.2.9', '203.0.113.5')], [404, 404, 429],
+    'an untrusted peer cannot pick its address with the header')
 })
 
 t.test('a copy write that fails: the staff write stands, the old copy is never served past the bound, the repairer catches up', async (t) => {
