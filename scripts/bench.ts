@@ -26,6 +26,7 @@ import { formatTable } from '../src/fleet/table.js'
 import { createKnex, databaseUrl } from '../src/postgres/connection.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../src/postgres/embedded.js'
 import { schoolRoleUrl } from '../src/postgres/roles.js'
+import { anonymousScan } from './bench/anonymous-scan.js'
 import { growthChart, type GrowthPoint } from './bench/chart.js'
 import { catalogWithSchools, databaseOf, dropPrefix, runMigrate, seedWeeks, slugOf, WEEK_OF } from './bench/fleet.js'
 import { load, type LoadResult } from './bench/load.js'
@@ -34,7 +35,7 @@ import { startServer, type RunningServer } from './bench/processes.js'
 
 const USAGE = `Usage: npm run bench -- [options]
 
-  --scenarios A,B,C,D,E   which to run (default all)
+  --scenarios A,B,C,D,E,F which to run (default all; F: anonymous scan)
   --schools N             schools for B, C and E (default 1000)
   --duration S            seconds per load run (default 8)
   --connections N         concurrent HTTP connections (default 10)
@@ -61,7 +62,7 @@ function parseOptions (): Options {
   try {
     ({ values } = parseArgs({
       options: {
-        scenarios: { type: 'string', default: 'A,B,C,D,E' },
+        scenarios: { type: 'string', default: 'A,B,C,D,E,F' },
         schools: { type: 'string' },
         duration: { type: 'string' },
         connections: { type: 'string', default: '10' },
@@ -87,7 +88,7 @@ function parseOptions (): Options {
     return Number(raw)
   }
   const scenarios = new Set((values.scenarios ?? '').toUpperCase().split(',').map((s) => s.trim()).filter((s) => s !== ''))
-  for (const s of scenarios) if (!['A', 'B', 'C', 'D', 'E'].includes(s)) fail(`unknown scenario "${s}"`)
+  for (const s of scenarios) if (!['A', 'B', 'C', 'D', 'E', 'F'].includes(s)) fail(`unknown scenario "${s}"`)
   if (!/^[a-z][a-z0-9_]{0,20}$/.test(values.prefix ?? '')) fail('--prefix must be lowercase letters, digits and _, at most 21 characters')
   return {
     scenarios,
@@ -166,7 +167,7 @@ async function main (): Promise<void> {
 
   try {
     if (external) await dropPrefix(admin, prefix)
-    const needsFleet = ['B', 'C', 'E'].some((s) => options.scenarios.has(s))
+    const needsFleet = ['B', 'C', 'E', 'F'].some((s) => options.scenarios.has(s))
     const fleetSize = needsFleet ? options.schools : Math.min(50, options.schools)
 
     // The main fleet; its creation is scenario C's "N new schools, template".
@@ -299,6 +300,14 @@ async function main (): Promise<void> {
       fs.writeFileSync(path.join(RESULTS_DIR, 'growth.svg'), growthChart(points, caption))
       results.E = { points, openedPerSecond }
       await service.stop()
+    }
+
+    if (options.scenarios.has('F')) {
+      say(`\n${elapsed()} F. Anonymous scan: staff load on one school while every school's public page is scanned at 100 req/s; Monday morning`)
+      results.F = await anonymousScan({
+        serverUrl, catalogUrl: mainCatalog, prefix, schools: fleetSize, env: (extra) => envFor(mainCatalog, extra), token: tokenFor,
+        durationSeconds: options.duration, connections: options.connections, rounds: options.rounds, say, track: (server) => servers.push(server)
+      })
     }
 
     if (options.scenarios.has('C')) {

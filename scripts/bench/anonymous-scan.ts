@@ -1,0 +1,234 @@
+/*
+ * Scenario F of npm run bench: anonymous traffic against a working school
+ * (issue 15).
+ *
+ *   Scan        staff load on one school (closed loop) alone, then with an
+ *               anonymous scan of every school's public page at a fixed rate
+ *               (open loop: autocannon's overallRate), side by side in rounds.
+ *               Prints the victim's req/s under the scan as a ratio to its run
+ *               alone, and the new school backends per second the scan caused.
+ *   Monday      public reads Zipf-spread over every school, each with a
+ *               published week: req/s, p50, p99.
+ *
+ * The service under test runs with the default pool budget, as in the issue.
+ */
+import autocannon from 'autocannon'
+import type { Knex } from 'knex'
+import { openCatalog } from '../../src/catalog/catalog.js'
+import { runConcurrently } from '../../src/fleet/concurrency.js'
+import { formatTable } from '../../src/fleet/table.js'
+import { publicCopies } from '../../src/lunch/public-menus.js'
+import { lunchWeeks } from '../../src/lunch/repository.js'
+import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
+import { databaseOf, slugOf, WEEK_OF } from './fleet.js'
+import { load, type LoadResult } from './load.js'
+import { startServer, type RunningServer } from './processes.js'
+import { seededRandom, zipf } from './random.js'
+
+export interface AnonymousScanContext {
+  /** Admin URL of the server holding the catalog and the school databases. */
+  serverUrl: string
+  catalogUrl: string
+  prefix: string
+  /** Schools in the fleet, each with a published week of WEEK_OF. */
+  schools: number
+  /** Environment of a service process on this fleet, plus extra settings. */
+  env: (extra?: Record<string, string>) => Record<string, string>
+  /** A staff token for a school slug. */
+  token: (slug: string) => string
+  durationSeconds: number
+  connections: number
+  rounds: number
+  say: (line: string) => void
+  /** Registers a started server, so the bench stops it even when this scenario fails. */
+  track: (server: RunningServer) => void
+}
+
+export interface AnonymousScanResult {
+  rounds: Array<{ alone: LoadResult, attacked: LoadResult, warmUp: LoadResult, scan: ScanRun, backendsAlonePerSecond: number, backendsAttackedPerSecond: number }>
+  ratio: number
+  scanBackendsPerSecond: number
+  monday: LoadResult & { hitRatio: number, backendsPerSecond: number, cold: LoadResult }
+}
+
+interface ScanRun { requests: number, rps: number, p99: number, statuses: Record<string, number> }
+
+/** The issue's attacker: a fixed rate, whatever the answers cost. */
+const SCAN_RATE = 100
+// Enough connections that a slow answer does not lower the rate: 2 requests a second each.
+const SCAN_CONNECTIONS = 50
+const WARM_UP_SECONDS = 3
+const VICTIM_TARGET = 0.85
+const DAY_MS = 86_400_000
+
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
+
+/** Runs scenario F and prints its tables. */
+export async function anonymousScan (context: AnonymousScanContext): Promise<AnonymousScanResult> {
+  const { say } = context
+  const warmUp = Math.min(WARM_UP_SECONDS, context.durationSeconds)
+  say(`Copying the published week of ${context.schools} schools to the catalog's public copies…`)
+  await seedPublicCopies(context)
+  const service = await startServer('service', context.env({ PUBLIC_RATE_LIMIT_MAX: '0' }))
+  context.track(service)
+  try {
+    const victimSlug = slugOf(context.prefix, 1)
+    const victimToken = context.token(victimSlug)
+    const victim = (): { path: string, headers: Record<string, string> } => ({ path: '/api/lunch-weeks/1', headers: { authorization: `Bearer ${victimToken}` } })
+    const victimLoad = async (seconds: number): Promise<LoadResult> =>
+      await load({ url: service.url, connections: context.connections, durationSeconds: seconds, next: victim })
+
+    const rounds: AnonymousScanResult['rounds'] = []
+    let scanned = 0
+    const measureAlone = async (): Promise<{ alone: LoadResult, backendsAlonePerSecond: number }> => {
+      await victimLoad(warmUp)
+      const opened = await schoolConnectionsOpened(service.url)
+      const alone = await victimLoad(context.durationSeconds)
+      return { alone, backendsAlonePerSecond: (await schoolConnectionsOpened(service.url) - opened) / context.durationSeconds }
+    }
+    const measureAttacked = async (): Promise<{ attacked: LoadResult, warmUp: LoadResult, scan: ScanRun, backendsAttackedPerSecond: number }> => {
+      const scan = startScan(service.url, context, scanned, warmUp + context.durationSeconds + 1)
+      const scanWarmUp = await victimLoad(warmUp)
+      const opened = await schoolConnectionsOpened(service.url)
+      const attacked = await victimLoad(context.durationSeconds)
+      const backendsAttackedPerSecond = (await schoolConnectionsOpened(service.url) - opened) / context.durationSeconds
+      const scanRun = await scan.stop()
+      scanned += scanRun.requests
+      return { attacked, warmUp: scanWarmUp, scan: scanRun, backendsAttackedPerSecond }
+    }
+    await victimLoad(warmUp) // the fresh process's JIT and pool, before round 1
+    for (let round = 0; round < context.rounds; round++) {
+      // Alone first in odd rounds, second in even ones, so a drift of the machine favours neither.
+      if (round % 2 === 0) {
+        const alone = await measureAlone()
+        rounds.push({ ...alone, ...await measureAttacked() })
+      } else {
+        const attacked = await measureAttacked()
+        rounds.push({ ...await measureAlone(), ...attacked })
+      }
+    }
+    const ratio = median(rounds.map((r) => r.attacked.rps / r.alone.rps))
+    const scanBackendsPerSecond = median(rounds.map((r) => Math.max(0, r.backendsAttackedPerSecond - r.backendsAlonePerSecond)))
+    printScan(say, rounds, ratio, scanBackendsPerSecond, warmUp)
+
+    const monday = await mondayMorning(service.url, context, warmUp)
+    say(formatTable(['Monday morning', 'value'], [
+      ['public reads, Zipf s = 1.1 over schools', fmt(context.schools)],
+      ['req/s', fmt(monday.rps)],
+      ['p50 / p99 ms', `${monday.p50} / ${monday.p99}`],
+      ['answered from the process cache', `${(monday.hitRatio * 100).toFixed(1)} %`],
+      ['new school backends per second', fmt(monday.backendsPerSecond, 1)],
+      ['errors (incl. non-2xx)', String(monday.errors + monday.non2xx)]
+    ]))
+    say(`First ${warmUp} s, cache cold (not measured): ${fmt(monday.cold.rps)} req/s, p99 ${monday.cold.p99} ms, ${monday.cold.errors + monday.cold.non2xx} errors.`)
+    return { rounds, ratio, scanBackendsPerSecond, monday }
+  } finally {
+    await service.stop()
+  }
+}
+
+function printScan (say: (line: string) => void, rounds: AnonymousScanResult['rounds'], ratio: number, scanBackends: number, warmUp: number): void {
+  say(formatTable(['round', 'victim alone req/s', 'victim under scan req/s', 'ratio', 'victim p99 ms (alone / scan)', 'scan req/s', 'scan answers', 'scan p99 ms', 'backends/s alone', 'backends/s under scan'],
+    rounds.map((r, i) => [
+      String(i + 1), fmt(r.alone.rps), fmt(r.attacked.rps), (r.attacked.rps / r.alone.rps).toFixed(2), `${r.alone.p99} / ${r.attacked.p99}`,
+      fmt(r.scan.rps), Object.entries(r.scan.statuses).map(([code, n]) => `${code}: ${n}`).join(', '), String(r.scan.p99),
+      fmt(r.backendsAlonePerSecond, 1), fmt(r.backendsAttackedPerSecond, 1)
+    ])))
+  say(`Warm-up under scan (${warmUp} s, not measured): victim ${rounds.map((r) => fmt(r.warmUp.rps)).join(', ')} req/s.`)
+  say(formatTable(['measure', 'value', 'target'], [
+    ['victim under scan / alone (median of rounds)', ratio.toFixed(2), `>= ${VICTIM_TARGET} ${ratio >= VICTIM_TARGET ? 'met' : 'MISSED'}`],
+    ['new school backends per second caused by the scan', fmt(scanBackends, 1), `0 ${scanBackends === 0 ? 'met' : 'MISSED'}`]
+  ]))
+  say('Backends: connections the service opened to school databases (tenant pools and public copy repairs), from /metrics.')
+}
+
+/** Public reads of the published week, Zipf over the fleet: a Monday morning of parents. */
+async function mondayMorning (url: string, context: AnonymousScanContext, warmUp: number): Promise<LoadResult & { hitRatio: number, backendsPerSecond: number, cold: LoadResult }> {
+  const pick = zipf(context.schools, 1.1, seededRandom(7))
+  const next = (): { path: string, headers: Record<string, string> } => ({ path: `/api/public/schools/${slugOf(context.prefix, pick() + 1)}/lunch-weeks/${WEEK_OF}`, headers: {} })
+  const cold = await load({ url, connections: context.connections, durationSeconds: warmUp, next })
+  const before = await metricsOf(url)
+  const result = await load({ url, connections: context.connections, durationSeconds: context.durationSeconds, next })
+  const after = await metricsOf(url)
+  const delta = (name: string): number => (after[name] ?? 0) - (before[name] ?? 0)
+  const reads = delta('public_cache_hits_total') + delta('public_cache_misses_total')
+  return {
+    ...result,
+    cold,
+    hitRatio: reads === 0 ? 0 : delta('public_cache_hits_total') / reads,
+    backendsPerSecond: (delta('tenant_connections_opened_total') + delta('public_school_connections_opened_total')) / context.durationSeconds
+  }
+}
+
+/**
+ * The attacker: one school after another, each time a week no school has
+ * published, so no answer is ever a repeat. Open loop at SCAN_RATE.
+ */
+function startScan (url: string, context: AnonymousScanContext, offset: number, seconds: number): { stop: () => Promise<ScanRun> } {
+  const now = new Date()
+  const thisMonday = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - ((now.getUTCDay() + 6) % 7) * DAY_MS
+  let n = offset
+  const next = (): string => {
+    const school = (n % context.schools) + 1
+    const week = 1 + (Math.floor(n / context.schools) % 100)
+    n++
+    return `/api/public/schools/${slugOf(context.prefix, school)}/lunch-weeks/${new Date(thisMonday + week * 7 * DAY_MS).toISOString().slice(0, 10)}`
+  }
+  let instance: autocannon.Instance | undefined
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon({
+      url,
+      connections: SCAN_CONNECTIONS,
+      overallRate: SCAN_RATE,
+      duration: seconds,
+      requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: next() }) }]
+    }, (error, result) => { if (error !== null && error !== undefined) reject(error); else resolve(result) })
+  })
+  return {
+    stop: async () => {
+      instance?.stop()
+      const result = await done
+      const statuses = Object.fromEntries(Object.entries(result.statusCodeStats as unknown as Record<string, { count: number }>).map(([code, s]) => [code, s.count]))
+      if (result.errors + result.timeouts > 0) statuses.errors = result.errors + result.timeouts
+      return { requests: result.requests.total, rps: result.requests.average, p99: result.latency.p99, statuses }
+    }
+  }
+}
+
+/** Every school's published week in the catalog, the way the repairer copies it. */
+async function seedPublicCopies (context: AnonymousScanContext): Promise<void> {
+  const catalog: Knex = openCatalog(context.catalogUrl, 8)
+  try {
+    const rows = await catalog('schools').whereLike('slug', `${context.prefix}-%`).select('id', 'slug') as Array<{ id: string, slug: string }>
+    const missing = await catalog('schools as s').leftJoin('public_lunch_weeks as w', 'w.school_id', 's.id')
+      .whereNull('w.school_id').whereIn('s.id', rows.map((r) => r.id)).select('s.id') as Array<{ id: string }>
+    const copies = publicCopies(catalog)
+    const slugById = new Map(rows.map((r) => [Number(r.id), r.slug]))
+    await catalog('public_lunch_pending').insert(missing.map(({ id }) => ({ school_id: id, created_at: '-infinity' })))
+    await runConcurrently(missing.map((m) => Number(m.id)), 8, async (schoolId) => {
+      const index = Number((slugById.get(schoolId) ?? '').slice(context.prefix.length + 1))
+      const db = createKnex(databaseUrl(context.serverUrl, databaseOf(context.prefix, index)), { max: 1, applicationName: 'school-lunch:bench' })
+      try {
+        await copies.copySchool(schoolId, async () => await lunchWeeks(db).listPublished(), 0)
+      } finally {
+        await db.destroy()
+      }
+    })
+  } finally {
+    await catalog.destroy()
+  }
+}
+
+async function schoolConnectionsOpened (url: string): Promise<number> {
+  const figures = await metricsOf(url)
+  return (figures.tenant_connections_opened_total ?? 0) + (figures.public_school_connections_opened_total ?? 0)
+}
+
+async function metricsOf (url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  return Object.fromEntries(text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => {
+    const [name, value] = l.split(' ')
+    return [name ?? '', Number(value)]
+  }))
+}
