@@ -25,9 +25,9 @@ const COPY_LOCK = 7_311_002
 // A staff request waits this long at most for a repair of its school.
 const COPY_LOCK_TIMEOUT = '5s'
 
-export interface PublicCopy {
-  /** The published week, or null when the school publishes none for that Monday. */
-  week: LunchWeekWithDays | null
+export interface PublishedWeeks {
+  /** Mondays the school has published within `windowYears` of today, as YYYY-MM-DD. */
+  weeks: string[]
   /** The school has a note older than the stale bound: its copies may be behind. */
   stale: boolean
 }
@@ -68,15 +68,27 @@ export function publicCopies (catalog: Knex) {
   }
 
   return {
-    /** One school's week and whether its copies may be older than `staleAfterMs`; one round trip. */
-    async read (schoolId: number, weekOf: string, staleAfterMs: number, timeoutMs: number): Promise<PublicCopy> {
-      const { rows } = await catalog.raw<{ rows: Array<{ week: LunchWeekWithDays | null, stale: boolean }> }>(`
-        SELECT (SELECT week FROM public_lunch_weeks WHERE school_id = ? AND week_of = ?) AS week,
+    /**
+     * Which weeks a school publishes (near today), and whether its copies
+     * may be older than `staleAfterMs`: one round trip answers every
+     * unpublished week of the school.
+     */
+    async publishedWeeks (schoolId: number, windowYears: number, staleAfterMs: number, timeoutMs: number): Promise<PublishedWeeks> {
+      const { rows } = await catalog.raw<{ rows: Array<{ weeks: string[], stale: boolean }> }>(`
+        SELECT coalesce((SELECT array_agg(week_of::text) FROM public_lunch_weeks
+                         WHERE school_id = ? AND week_of BETWEEN current_date - make_interval(years => ?, days => 7)
+                                                             AND current_date + make_interval(years => ?, days => 7)), '{}') AS weeks,
                EXISTS (SELECT 1 FROM public_lunch_pending
                        WHERE school_id = ? AND created_at < now() - make_interval(secs => ?)) AS stale`,
-      [schoolId, weekOf, schoolId, staleAfterMs / 1000]).timeout(timeoutMs, { cancel: true })
-      const row = rows[0]
-      return { week: row?.week == null ? null : toPublicWeek(row.week), stale: row?.stale === true }
+      [schoolId, windowYears, windowYears, schoolId, staleAfterMs / 1000]).timeout(timeoutMs, { cancel: true })
+      return { weeks: rows[0]?.weeks ?? [], stale: rows[0]?.stale === true }
+    },
+
+    /** One school's copy of a week; null when there is none. */
+    async week (schoolId: number, weekOf: string, timeoutMs: number): Promise<LunchWeekWithDays | null> {
+      const row = await catalog('public_lunch_weeks').where({ school_id: schoolId, week_of: weekOf }).first('week')
+        .timeout(timeoutMs, { cancel: true }) as { week: LunchWeekWithDays } | undefined
+      return row === undefined ? null : toPublicWeek(row.week)
     },
 
     /** Notes that a write of the school may change its copies; returns the note's id. */

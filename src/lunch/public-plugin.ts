@@ -65,6 +65,8 @@ export interface PublicMenusOptions {
 
 /** Seconds public answers may be kept, by this process and by any cache on the way. */
 export const PUBLIC_MAX_AGE_SECONDS = 60
+/** The public page answers weeks this many years either side of today, no further. */
+export const PUBLIC_WEEK_WINDOW_YEARS = 2
 
 export const REPAIR_AFTER_MS = 10_000
 export const REPAIR_INTERVAL_MS = 5_000
@@ -79,7 +81,7 @@ const REPAIR_BACKOFF_MS = 5_000
 const REPAIR_BACKOFF_MAX_MS = 300_000
 const REPAIR_BATCH = 50
 
-type Entry = PublicAnswer | { missing: true }
+type Answer = PublicAnswer | { missing: true }
 
 export default fp<PublicMenusOptions>(async (app, options) => {
   const copies = publicCopies(app.catalog)
@@ -96,42 +98,44 @@ export default fp<PublicMenusOptions>(async (app, options) => {
     schoolConnectionsOpened: 0
   }
 
-  // Keyed by school id, not slug: a slug given to another school must not
-  // inherit the old one's answers.
-  const cache = new LRUCache<string, Entry>({
+  // Both keyed by school id, not slug: a slug given to another school must
+  // not inherit the old one's answers. Per school, the weeks it publishes:
+  // a read of any other week (what a scan asks for) is a 404 without a query.
+  const published = new LRUCache<number, Set<string>>({
+    max: CACHE_MAX_ENTRIES,
+    ttl: PUBLIC_MAX_AGE_SECONDS * 1000,
+    fetchMethod: async (schoolId) => {
+      const index = await fromCatalog(async () => await copies.publishedWeeks(schoolId, PUBLIC_WEEK_WINDOW_YEARS, staleAfterMs, CATALOG_TIMEOUT_MS))
+      if (index.stale) throw new StaleCopy()
+      return new Set(index.weeks)
+    }
+  })
+  const answers = new LRUCache<string, Answer>({
     max: CACHE_MAX_ENTRIES,
     maxSize: CACHE_MAX_BYTES,
-    sizeCalculation: (entry) => 'payload' in entry ? entry.payload.length + 100 : 100,
+    sizeCalculation: (answer) => 'payload' in answer ? answer.payload.length + 100 : 100,
     ttl: PUBLIC_MAX_AGE_SECONDS * 1000,
     fetchMethod: async (key) => {
       const [id, weekOf] = key.split('/') as [string, string]
-      let copy
-      try {
-        copy = await copies.read(Number(id), weekOf, staleAfterMs, CATALOG_TIMEOUT_MS)
-      } catch {
-        throw new CatalogUnavailable()
-      }
-      if (copy.stale) throw new StaleCopy()
-      if (copy.week === null) return { missing: true }
-      const payload = JSON.stringify(copy.week)
+      const week = await fromCatalog(async () => await copies.week(Number(id), weekOf, CATALOG_TIMEOUT_MS))
+      if (week === null) return { missing: true }
+      const payload = JSON.stringify(week)
       return { payload, etag: `"${createHash('sha1').update(payload).digest('base64')}"` }
     }
   })
   const keyOf = (schoolId: number, weekOf: string): string => `${schoolId}/${weekOf}`
 
-  async function cached (key: string): Promise<Entry> {
+  /** A cached value, or one fetched once for all concurrent callers; `missed` learns of a fetch. */
+  async function cached<K extends {}, V extends {}> (cache: LRUCache<K, V>, key: K, missed: () => void): Promise<V> {
     const hit = cache.get(key)
-    if (hit !== undefined) {
-      stats.cacheHits++
-      return hit
-    }
-    stats.cacheMisses++
+    if (hit !== undefined) return hit
+    missed()
     try {
-      return await cache.fetch(key) as Entry
+      return await cache.fetch(key) as V
     } catch (error) {
       // A staff write forgot this key while it was being read: the answer
       // in flight may predate the write, so read it again.
-      if ((error as Error).message === 'deleted') return await cache.fetch(key) as Entry
+      if ((error as Error).message === 'deleted') return await cache.fetch(key) as V
       throw error
     }
   }
@@ -140,21 +144,27 @@ export default fp<PublicMenusOptions>(async (app, options) => {
     const school = isSafeName(slug) ? await directory.resolve(slug) : null
     // Suspended schools are not public; unknown and suspended look alike.
     if (school === null || school.status !== 'active') throw new SchoolNotFound(slug)
-    let entry: Entry
+    let missed = false
+    const miss = (): void => { missed = true }
     try {
-      entry = await cached(keyOf(school.id, weekOf))
+      const weeks = await cached(published, school.id, miss)
+      const found = weeks.has(weekOf) ? await cached(answers, keyOf(school.id, weekOf), miss) : null
+      if (found === null || 'missing' in found) throw new PublishedWeekNotFound()
+      return found
     } catch (error) {
       if (!(error instanceof StaleCopy)) throw error
       stats.refusals.stale++
       throw new PublicMenuStale(slug)
+    } finally {
+      if (missed) stats.cacheMisses++
+      else stats.cacheHits++
     }
-    if ('missing' in entry) throw new PublishedWeekNotFound()
-    return entry
   }
 
   function forgetSchool (schoolId: number): void {
+    published.delete(schoolId)
     const prefix = `${schoolId}/`
-    for (const key of [...cache.keys()]) if (key.startsWith(prefix)) cache.delete(key)
+    for (const key of [...answers.keys()]) if (key.startsWith(prefix)) answers.delete(key)
   }
 
   function track (request: FastifyRequest): WriteOptions & { settle: () => Promise<void> } {
@@ -181,7 +191,8 @@ export default fp<PublicMenusOptions>(async (app, options) => {
           stats.copyFailures++
           request.log.warn({ err: error, school: school.slug }, 'public copy not written; the repairer will redo it')
         }
-        cache.delete(keyOf(school.id, weekOf))
+        published.delete(school.id)
+        answers.delete(keyOf(school.id, weekOf))
       }
     }
   }
@@ -265,9 +276,17 @@ export default fp<PublicMenusOptions>(async (app, options) => {
     track,
     repair,
     refused: (reason: RefusalReason) => { stats.refusals[reason]++ },
-    stats: () => ({ ...stats, refusals: { ...stats.refusals }, cacheEntries: cache.size })
+    stats: () => ({ ...stats, refusals: { ...stats.refusals }, cacheEntries: published.size + answers.size })
   })
 }, { name: 'public-menus', dependencies: ['catalog', 'tenancy'] })
 
 /** The school's copies may be behind: refused rather than served. Never cached. */
 class StaleCopy extends Error {}
+
+async function fromCatalog<T> (read: () => Promise<T>): Promise<T> {
+  try {
+    return await read()
+  } catch {
+    throw new CatalogUnavailable()
+  }
+}

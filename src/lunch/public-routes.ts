@@ -1,10 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { NotAMonday, WeekOutOfRange } from '../errors.js'
-import { PUBLIC_MAX_AGE_SECONDS } from './public-plugin.js'
+import { PUBLIC_MAX_AGE_SECONDS, PUBLIC_WEEK_WINDOW_YEARS } from './public-plugin.js'
 import { publicWeekParams } from './schemas.js'
-
-/** The public page answers weeks this many years either side of today, no further. */
-export const PUBLIC_WEEK_WINDOW_YEARS = 2
 
 /**
  * Refuses a weekOf that no school can have published, before any lookup:
