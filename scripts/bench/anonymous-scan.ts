@@ -2,11 +2,12 @@
  * Scenario F of npm run bench: anonymous traffic against a working school
  * (issue 15).
  *
- *   Scan        staff load on one school (closed loop) alone, then with an
- *               anonymous scan of every school's public page at a fixed rate
- *               (open loop: autocannon's overallRate), side by side in rounds.
- *               Prints the victim's req/s under the scan as a ratio to its run
- *               alone, and the new school backends per second the scan caused.
+ *   Scan        staff load on one school (closed loop) alone, under a control
+ *               scan of GET /health, and under an anonymous scan of every
+ *               school's public page, both at a fixed rate (open loop:
+ *               autocannon's overallRate), side by side in rounds. Prints the
+ *               victim's req/s under each scan as a ratio to its run alone,
+ *               and the new school backends per second the scan caused.
  *   Monday      public reads Zipf-spread over every school, each with a
  *               published week: req/s, p50, p99.
  *
@@ -44,9 +45,30 @@ export interface AnonymousScanContext {
   track: (server: RunningServer) => void
 }
 
+type Phase = 'alone' | 'control' | 'scan'
+const PHASES: Phase[] = ['alone', 'control', 'scan']
+
+interface PhaseRun {
+  victim: LoadResult
+  /** The victim's first seconds of the phase, not measured. */
+  warmUp: LoadResult
+  scan: ScanRun | null
+  /** New connections to school databases per second while measured. */
+  backendsPerSecond: number
+}
+
+/**
+ * One round: the victim alone, under a control scan of GET /health (the
+ * cost of the rate itself on this machine and harness), and under the scan.
+ */
+type Round = Record<Phase, PhaseRun>
+
 export interface AnonymousScanResult {
-  rounds: Array<{ alone: LoadResult, attacked: LoadResult, warmUp: LoadResult, scan: ScanRun, backendsAlonePerSecond: number, backendsAttackedPerSecond: number }>
+  rounds: Round[]
+  /** Median over rounds of the victim under scan / alone. */
   ratio: number
+  /** The same under the control scan. */
+  controlRatio: number
   scanBackendsPerSecond: number
   monday: LoadResult & { hitRatio: number, backendsPerSecond: number, cold: LoadResult }
 }
@@ -79,38 +101,30 @@ export async function anonymousScan (context: AnonymousScanContext): Promise<Ano
     const victimLoad = async (seconds: number): Promise<LoadResult> =>
       await load({ url: service.url, connections: context.connections, durationSeconds: seconds, next: victim })
 
-    const rounds: AnonymousScanResult['rounds'] = []
     let scanned = 0
-    const measureAlone = async (): Promise<{ alone: LoadResult, backendsAlonePerSecond: number }> => {
-      await victimLoad(warmUp)
+    const scanPath = publicScanPaths(context)
+    /** The victim alone, or under a scan; backends counted over the measured part only. */
+    const measure = async (phase: Phase): Promise<PhaseRun> => {
+      const scan = phase === 'alone' ? null : startScan(service.url, phase === 'control' ? () => '/health' : () => scanPath(scanned++), warmUp + context.durationSeconds + 1)
+      const warmUpRun = await victimLoad(warmUp)
       const opened = await schoolConnectionsOpened(service.url)
-      const alone = await victimLoad(context.durationSeconds)
-      return { alone, backendsAlonePerSecond: (await schoolConnectionsOpened(service.url) - opened) / context.durationSeconds }
-    }
-    const measureAttacked = async (): Promise<{ attacked: LoadResult, warmUp: LoadResult, scan: ScanRun, backendsAttackedPerSecond: number }> => {
-      const scan = startScan(service.url, context, scanned, warmUp + context.durationSeconds + 1)
-      const scanWarmUp = await victimLoad(warmUp)
-      const opened = await schoolConnectionsOpened(service.url)
-      const attacked = await victimLoad(context.durationSeconds)
-      const backendsAttackedPerSecond = (await schoolConnectionsOpened(service.url) - opened) / context.durationSeconds
-      const scanRun = await scan.stop()
-      scanned += scanRun.requests
-      return { attacked, warmUp: scanWarmUp, scan: scanRun, backendsAttackedPerSecond }
+      const victimRun = await victimLoad(context.durationSeconds)
+      const backendsPerSecond = (await schoolConnectionsOpened(service.url) - opened) / context.durationSeconds
+      return { victim: victimRun, warmUp: warmUpRun, scan: await scan?.stop() ?? null, backendsPerSecond }
     }
     await victimLoad(warmUp) // the fresh process's JIT and pool, before round 1
+    const rounds: Round[] = []
     for (let round = 0; round < context.rounds; round++) {
-      // Alone first in odd rounds, second in even ones, so a drift of the machine favours neither.
-      if (round % 2 === 0) {
-        const alone = await measureAlone()
-        rounds.push({ ...alone, ...await measureAttacked() })
-      } else {
-        const attacked = await measureAttacked()
-        rounds.push({ ...await measureAlone(), ...attacked })
-      }
+      // The order turns every round, so a drift of the machine favours no phase.
+      const order = PHASES.map((_, i) => PHASES[(i + round) % PHASES.length] as Phase)
+      const runs: Partial<Round> = {}
+      for (const phase of order) runs[phase] = await measure(phase)
+      rounds.push(runs as Round)
     }
-    const ratio = median(rounds.map((r) => r.attacked.rps / r.alone.rps))
-    const scanBackendsPerSecond = median(rounds.map((r) => Math.max(0, r.backendsAttackedPerSecond - r.backendsAlonePerSecond)))
-    printScan(say, rounds, ratio, scanBackendsPerSecond, warmUp)
+    const ratio = median(rounds.map((r) => r.scan.victim.rps / r.alone.victim.rps))
+    const controlRatio = median(rounds.map((r) => r.control.victim.rps / r.alone.victim.rps))
+    const scanBackendsPerSecond = median(rounds.map((r) => Math.max(0, r.scan.backendsPerSecond - r.alone.backendsPerSecond)))
+    printScan(say, rounds, { ratio, controlRatio, scanBackendsPerSecond, warmUp })
 
     const monday = await mondayMorning(service.url, context, warmUp)
     say(formatTable(['Monday morning', 'value'], [
@@ -122,25 +136,31 @@ export async function anonymousScan (context: AnonymousScanContext): Promise<Ano
       ['errors (incl. non-2xx)', String(monday.errors + monday.non2xx)]
     ]))
     say(`First ${warmUp} s, cache cold (not measured): ${fmt(monday.cold.rps)} req/s, p99 ${monday.cold.p99} ms, ${monday.cold.errors + monday.cold.non2xx} errors.`)
-    return { rounds, ratio, scanBackendsPerSecond, monday }
+    return { rounds, ratio, controlRatio, scanBackendsPerSecond, monday }
   } finally {
     await service.stop()
   }
 }
 
-function printScan (say: (line: string) => void, rounds: AnonymousScanResult['rounds'], ratio: number, scanBackends: number, warmUp: number): void {
-  say(formatTable(['round', 'victim alone req/s', 'victim under scan req/s', 'ratio', 'victim p99 ms (alone / scan)', 'scan req/s', 'scan answers', 'scan p99 ms', 'backends/s alone', 'backends/s under scan'],
+function printScan (say: (line: string) => void, rounds: Round[], figures: { ratio: number, controlRatio: number, scanBackendsPerSecond: number, warmUp: number }): void {
+  const answers = (scan: ScanRun | null): string => Object.entries(scan?.statuses ?? {}).map(([code, n]) => `${code}: ${n}`).join(', ')
+  say(formatTable(['round', 'victim req/s: alone / control / scan', 'ratio: control / scan', 'victim p99 ms: alone / control / scan', 'scan req/s', 'scan answers', 'scan p99 ms', 'backends/s: alone / scan'],
     rounds.map((r, i) => [
-      String(i + 1), fmt(r.alone.rps), fmt(r.attacked.rps), (r.attacked.rps / r.alone.rps).toFixed(2), `${r.alone.p99} / ${r.attacked.p99}`,
-      fmt(r.scan.rps), Object.entries(r.scan.statuses).map(([code, n]) => `${code}: ${n}`).join(', '), String(r.scan.p99),
-      fmt(r.backendsAlonePerSecond, 1), fmt(r.backendsAttackedPerSecond, 1)
+      String(i + 1),
+      `${fmt(r.alone.victim.rps)} / ${fmt(r.control.victim.rps)} / ${fmt(r.scan.victim.rps)}`,
+      `${(r.control.victim.rps / r.alone.victim.rps).toFixed(2)} / ${(r.scan.victim.rps / r.alone.victim.rps).toFixed(2)}`,
+      `${r.alone.victim.p99} / ${r.control.victim.p99} / ${r.scan.victim.p99}`,
+      fmt(r.scan.scan?.rps ?? 0), answers(r.scan.scan), String(r.scan.scan?.p99 ?? '-'),
+      `${fmt(r.alone.backendsPerSecond, 1)} / ${fmt(r.scan.backendsPerSecond, 1)}`
     ])))
-  say(`Warm-up under scan (${warmUp} s, not measured): victim ${rounds.map((r) => fmt(r.warmUp.rps)).join(', ')} req/s.`)
+  say(`Warm-ups (${figures.warmUp} s each, not measured), victim req/s: alone ${rounds.map((r) => fmt(r.alone.warmUp.rps)).join(', ')}; ` +
+    `control ${rounds.map((r) => fmt(r.control.warmUp.rps)).join(', ')}; scan ${rounds.map((r) => fmt(r.scan.warmUp.rps)).join(', ')}.`)
   say(formatTable(['measure', 'value', 'target'], [
-    ['victim under scan / alone (median of rounds)', ratio.toFixed(2), `>= ${VICTIM_TARGET} ${ratio >= VICTIM_TARGET ? 'met' : 'MISSED'}`],
-    ['new school backends per second caused by the scan', fmt(scanBackends, 1), `0 ${scanBackends === 0 ? 'met' : 'MISSED'}`]
+    ['victim under scan / alone (median of rounds)', figures.ratio.toFixed(2), `>= ${VICTIM_TARGET} ${figures.ratio >= VICTIM_TARGET ? 'met' : 'MISSED'}`],
+    ['victim under control scan of /health / alone', figures.controlRatio.toFixed(2), ''],
+    ['new school backends per second caused by the scan', fmt(figures.scanBackendsPerSecond, 1), `0 ${figures.scanBackendsPerSecond === 0 ? 'met' : 'MISSED'}`]
   ]))
-  say('Backends: connections the service opened to school databases (tenant pools and public copy repairs), from /metrics.')
+  say('Control: the same rate of GET /health, the cost of the rate itself on this machine. Backends: connections the service opened to school databases (tenant pools and public copy repairs), from /metrics.')
 }
 
 /** Public reads of the published week, Zipf over the fleet: a Monday morning of parents. */
@@ -162,19 +182,21 @@ async function mondayMorning (url: string, context: AnonymousScanContext, warmUp
 }
 
 /**
- * The attacker: one school after another, each time a week no school has
- * published, so no answer is ever a repeat. Open loop at SCAN_RATE.
+ * The attacker's requests: one school after another, each time a week no
+ * school has published, so no answer is ever a repeat.
  */
-function startScan (url: string, context: AnonymousScanContext, offset: number, seconds: number): { stop: () => Promise<ScanRun> } {
+function publicScanPaths (context: AnonymousScanContext): (n: number) => string {
   const now = new Date()
   const thisMonday = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - ((now.getUTCDay() + 6) % 7) * DAY_MS
-  let n = offset
-  const next = (): string => {
+  return (n) => {
     const school = (n % context.schools) + 1
     const week = 1 + (Math.floor(n / context.schools) % 100)
-    n++
     return `/api/public/schools/${slugOf(context.prefix, school)}/lunch-weeks/${new Date(thisMonday + week * 7 * DAY_MS).toISOString().slice(0, 10)}`
   }
+}
+
+/** An open-loop scan at SCAN_RATE until stopped (or `seconds` pass). */
+function startScan (url: string, next: () => string, seconds: number): { stop: () => Promise<ScanRun> } {
   let instance: autocannon.Instance | undefined
   const done = new Promise<autocannon.Result>((resolve, reject) => {
     instance = autocannon({
