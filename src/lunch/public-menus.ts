@@ -55,6 +55,8 @@ function toPublicWeek (stored: LunchWeekWithDays): LunchWeekWithDays {
   }
 }
 
+export type PublicCopies = ReturnType<typeof publicCopies>
+
 /** The catalog's public copies and pending notes. */
 export function publicCopies (catalog: Knex) {
   async function lock (trx: Knex.Transaction, schoolId: number, wait: boolean): Promise<boolean> {
