@@ -90,8 +90,10 @@ const median = (values: number[]): number => [...values].sort((a, b) => a - b)[M
 export async function anonymousScan (context: AnonymousScanContext): Promise<AnonymousScanResult> {
   const { say } = context
   const warmUp = Math.min(WARM_UP_SECONDS, context.durationSeconds)
-  say(`Copying the published week of ${context.schools} schools to the catalog's public copies…`)
+  say(`Copying the published week of ${context.schools} schools to the catalog's public copies, 8 schools at a time…`)
+  const seeding = Date.now()
   await seedPublicCopies(context)
+  say(`Copied in ${fmt((Date.now() - seeding) / 1000, 1)} s (each school: a connection, its published weeks read, the copy written, as the repairer does).`)
   const service = await startServer('service', context.env({ PUBLIC_RATE_LIMIT_MAX: '0' }))
   context.track(service)
   try {
