@@ -117,15 +117,15 @@ export function publicCopies (catalog: Knex) {
       })
     },
 
-    /** Schools with a note older than `olderThanMs`, oldest note first. */
-    async pendingSchools (olderThanMs: number, limit: number): Promise<PendingSchool[]> {
+    /** Schools with a note older than `olderThanMs`, oldest note first, leaving out `skip`. */
+    async pendingSchools (olderThanMs: number, limit: number, skip: number[] = []): Promise<PendingSchool[]> {
       const { rows } = await catalog.raw<{ rows: PendingRow[] }>(`
         SELECT p.school_id, s.slug, s.database_name, s.server
         FROM public_lunch_pending p JOIN schools s ON s.id = p.school_id
-        WHERE p.created_at < now() - make_interval(secs => ?)
+        WHERE p.created_at < now() - make_interval(secs => ?) AND p.school_id <> ALL(?::bigint[])
         GROUP BY p.school_id, s.slug, s.database_name, s.server
         ORDER BY min(p.created_at)
-        LIMIT ?`, [olderThanMs / 1000, limit])
+        LIMIT ?`, [olderThanMs / 1000, `{${skip.map((id) => Math.trunc(id)).join(',')}}`, limit])
       return rows.map((row) => ({ id: Number(row.school_id), slug: row.slug, databaseName: row.database_name, server: row.server }))
     },
 

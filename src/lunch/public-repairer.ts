@@ -16,6 +16,8 @@ export interface RepairerOptions {
   /** Called with each school whose copies were rewritten. */
   onRepaired: (schoolId: number) => void
   log: FastifyBaseLogger
+  /** Schools fetched per query (default 50). */
+  batchSize?: number
 }
 
 export interface Repairer {
@@ -31,7 +33,6 @@ export interface Repairer {
 // A school whose repair failed is left alone for this long, doubling up to the cap.
 const BACKOFF_MS = 5_000
 const BACKOFF_MAX_MS = 300_000
-const BATCH = 50
 
 /**
  * Redoes the copies that staff writes left behind: for each school with an
@@ -42,6 +43,7 @@ const BATCH = 50
  */
 export function createRepairer (options: RepairerOptions): Repairer {
   const { copies } = options
+  const batchSize = options.batchSize ?? 50
   const backoff = new Map<number, { until: number, delayMs: number }>()
   const counts = { repairs: 0, failures: 0, connectionsOpened: 0 }
   let running: Promise<number> | null = null
@@ -66,25 +68,40 @@ export function createRepairer (options: RepairerOptions): Repairer {
     }
   }
 
+  /**
+   * Batch after batch until no school is left to try. Schools waiting out a
+   * backoff, and those already tried in this pass (say, another process
+   * held them), are left out of the query: however many fail, they cannot
+   * keep the others from their turn.
+   */
   async function pass (olderThanMs: number): Promise<number> {
     let repaired = 0
-    for (const school of await copies.pendingSchools(olderThanMs, BATCH)) {
-      const wait = backoff.get(school.id)
-      if (wait !== undefined && wait.until > Date.now()) continue
-      try {
-        if (await repairSchool(school, olderThanMs)) {
-          repaired++
-          counts.repairs++
-        }
-        backoff.delete(school.id)
-      } catch (error) {
-        counts.failures++
-        const delayMs = Math.min((wait?.delayMs ?? BACKOFF_MS / 2) * 2, BACKOFF_MAX_MS)
-        backoff.set(school.id, { until: Date.now() + delayMs, delayMs })
-        options.log.warn({ err: error, school: school.slug }, 'public copies of this school could not be repaired; retrying later')
+    const tried = new Set<number>()
+    while (true) {
+      const now = Date.now()
+      const skip = [...tried, ...[...backoff].filter(([, wait]) => wait.until > now).map(([id]) => id)]
+      const batch = await copies.pendingSchools(olderThanMs, batchSize, skip)
+      if (batch.length === 0) return repaired
+      for (const school of batch) {
+        tried.add(school.id)
+        if (await repairOne(school, olderThanMs)) repaired++
       }
     }
-    return repaired
+  }
+
+  async function repairOne (school: PendingSchool, olderThanMs: number): Promise<boolean> {
+    try {
+      const done = await repairSchool(school, olderThanMs)
+      if (done) counts.repairs++
+      backoff.delete(school.id)
+      return done
+    } catch (error) {
+      counts.failures++
+      const delayMs = Math.min((backoff.get(school.id)?.delayMs ?? BACKOFF_MS / 2) * 2, BACKOFF_MAX_MS)
+      backoff.set(school.id, { until: Date.now() + delayMs, delayMs })
+      options.log.warn({ err: error, school: school.slug }, 'public copies of this school could not be repaired; retrying later')
+      return false
+    }
   }
 
   async function repair ({ olderThanMs = options.repairAfterMs } = {}): Promise<number> {
