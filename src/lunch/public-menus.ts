@@ -43,6 +43,15 @@ interface PendingRow { school_id: string | number, slug: string, database_name: 
 
 const lockKey = (schoolId: number): number => schoolId % 2_147_483_647
 
+/** The school's copies become exactly `weeks`: new and changed ones written, the rest dropped. */
+async function replaceCopies (trx: Knex.Transaction, schoolId: number, weeks: LunchWeekWithDays[]): Promise<void> {
+  await trx('public_lunch_weeks').where({ school_id: schoolId }).whereNotIn('week_of', weeks.map((week) => week.weekOf)).delete()
+  if (weeks.length === 0) return
+  await trx('public_lunch_weeks')
+    .insert(weeks.map((week) => ({ school_id: schoolId, week_of: week.weekOf, week })))
+    .onConflict(['school_id', 'week_of']).merge(['week', 'copied_at'])
+}
+
 /** The week as the public page shows it, in a fixed key order whatever jsonb did to it. */
 function toPublicWeek (stored: LunchWeekWithDays): LunchWeekWithDays {
   return {
@@ -94,7 +103,7 @@ export function publicCopies (catalog: Knex) {
     },
 
     /** Notes that a write of the school may change its copies; returns the note's id. */
-    async markPending (schoolId: number, timeoutMs: number): Promise<number> {
+    async markPending (schoolId: number, timeoutMs = 2_000): Promise<number> {
       const [row] = await catalog('public_lunch_pending').insert({ school_id: schoolId }).returning('id').timeout(timeoutMs, { cancel: true })
       return Number((row as { id: string | number }).id)
     },
@@ -143,15 +152,22 @@ export function publicCopies (catalog: Knex) {
       return await catalog.transaction(async (trx) => {
         if (!await lock(trx, schoolId, false)) return false
         if (await old(trx).first('id') === undefined) return false
-        const weeks = await readWeeks()
-        await trx('public_lunch_weeks').where({ school_id: schoolId }).whereNotIn('week_of', weeks.map((week) => week.weekOf)).delete()
-        if (weeks.length > 0) {
-          await trx('public_lunch_weeks')
-            .insert(weeks.map((week) => ({ school_id: schoolId, week_of: week.weekOf, week })))
-            .onConflict(['school_id', 'week_of']).merge(['week', 'copied_at'])
-        }
+        await replaceCopies(trx, schoolId, await readWeeks())
         await old(trx).delete()
         return true
+      })
+    },
+
+    /**
+     * Copies every published week of a school afresh after a write that
+     * took its note (`pendingId`) and may have changed any week, such as a
+     * task run across schools. Waits for the school's lock.
+     */
+    async copyAllWeeks (schoolId: number, readWeeks: () => Promise<LunchWeekWithDays[]>, pendingId: number): Promise<void> {
+      await catalog.transaction(async (trx) => {
+        await lock(trx, schoolId, true)
+        await replaceCopies(trx, schoolId, await readWeeks())
+        await trx('public_lunch_pending').where({ id: pendingId }).delete()
       })
     }
   }
