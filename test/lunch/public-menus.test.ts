@@ -4,6 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Knex } from 'knex'
 import { buildApp, type AppOptions } from '../../src/app.js'
 import { openCatalog } from '../../src/catalog/catalog.js'
+import { forEachSchool } from '../../src/fleet/for-each-school.js'
 import { quoteIdentifier } from '../../src/postgres/names.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 import { withDatabase } from '../helpers/databases.js'
@@ -384,4 +385,25 @@ t.test('the repairer runs by itself', async (t) => {
   }
   t.equal(notes, 0, 'the timer settled every note')
   t.equal(await shown(ctx.app, 'alpha', weekOf), '200 Written before the copy')
+})
+
+t.test('a task run across schools (npm run schools -- exec) keeps the public copies', async (t) => {
+  const ctx = await testApp(t, 'pubtask', { schools: ['alpha', 'beta'], publicMenus: { repairIntervalMs: 0 } })
+  const weekOf = monday(1)
+  await publishedWeek(ctx, 'beta', monday(2), 'Beta keeps this')
+  await staff(ctx, 'alpha', 'POST', '/api/lunch-weeks', { weekOf })
+  const fleet = { catalogUrl: ctx.dbs.catalogUrl, servers: ctx.dbs.topology.servers, roleSecret: ctx.dbs.config().tenantRoleSecret }
+  // What scripts/tasks/publish-next-week.ts does: straight to the school's database.
+  const results = await forEachSchool(fleet, async ({ db }) => await db('lunch_week').where({ week_of: weekOf }).update({ is_published: true }), { concurrency: 2 })
+  t.same(results.map((r) => r.ok), [true, true])
+  t.equal(await pendingNotes(ctx), 0, 'every note was settled by the run itself')
+  t.equal(await shown(await anotherProcess(t, ctx), 'alpha', weekOf), '200 ', 'the week published by the task is public')
+  t.equal(await shown(await anotherProcess(t, ctx), 'beta', monday(2)), '200 Beta keeps this', 'a school the task did not change keeps its copy')
+
+  const failed = await forEachSchool(fleet, async ({ school, db }) => {
+    await db('lunch_week').where({ week_of: weekOf }).update({ is_published: false })
+    if (school.slug === 'alpha') throw new Error('the task failed after its write')
+  }, { concurrency: 2, only: ['alpha'] })
+  t.equal(failed[0]?.ok, false)
+  t.equal(await shown(await anotherProcess(t, ctx), 'alpha', weekOf), '404 PUBLISHED_WEEK_NOT_FOUND', 'what a failed task wrote is copied too')
 })
