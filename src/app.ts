@@ -131,7 +131,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger, publicMen
     tenantPoolsMax: config.tenantPoolsMax,
     roleSecret: config.tenantRoleSecret
   })
-  await app.register(publicMenus, { servers, roleSecret: config.tenantRoleSecret, ...publicTimings })
+  await app.register(publicMenus, { servers, roleSecret: config.tenantRoleSecret, windowYears: config.publicWeekWindowYears, ...publicTimings })
   await app.register(metrics)
 
   await app.register(async (api) => {

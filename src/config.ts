@@ -64,6 +64,8 @@ export interface Config {
   /** Requests per client address per window on the public routes; 0 turns it off. */
   publicRateLimitMax: number
   publicRateLimitWindowMs: number
+  /** The public page answers weeks this many years either side of today. */
+  publicWeekWindowYears: number
   /**
    * Which proxies' X-Forwarded-For to believe for the client's address
    * (Fastify's trustProxy): false (none), true (any), or addresses and CIDRs.
@@ -162,6 +164,7 @@ export function loadConfig (env: Env = process.env): Config {
     rateLimitWindowMs: read.integer('RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
     publicRateLimitMax: read.integer('PUBLIC_RATE_LIMIT_MAX', nodeEnv === 'production' ? 600 : 0, 0, 1_000_000),
     publicRateLimitWindowMs: read.integer('PUBLIC_RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
+    publicWeekWindowYears: read.integer('PUBLIC_WEEK_WINDOW_YEARS', 2, 1, 100),
     trustProxy: read.trustProxy('TRUST_PROXY')
   }
 

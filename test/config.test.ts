@@ -83,4 +83,7 @@ t.test('the public limit and the trusted proxies', async (t) => {
   t.match(problemsOf({ TRUST_PROXY: '10.0.0.1,lb.internal' }), [/\(got "lb.internal"\)$/])
   t.match(problemsOf({ PUBLIC_RATE_LIMIT_MAX: '-1' }), [/^PUBLIC_RATE_LIMIT_MAX must be a whole number from 0/])
   t.match(problemsOf({ PUBLIC_RATE_LIMIT_WINDOW_MS: '10' }), [/^PUBLIC_RATE_LIMIT_WINDOW_MS must be a whole number from 1000/])
+  t.equal(loadConfig({}).publicWeekWindowYears, 2, 'public weeks: two years either side of today')
+  t.equal(loadConfig({ PUBLIC_WEEK_WINDOW_YEARS: '5' }).publicWeekWindowYears, 5)
+  t.match(problemsOf({ PUBLIC_WEEK_WINDOW_YEARS: '0' }), [/^PUBLIC_WEEK_WINDOW_YEARS must be a whole number from 1 to 100/])
 })

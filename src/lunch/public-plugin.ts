@@ -40,12 +40,16 @@ export interface PublicMenus {
   repair: (options?: { olderThanMs?: number }) => Promise<number>
   refused: (reason: RefusalReason) => void
   stats: () => PublicMenuStats
+  /** The public page answers weeks this many years either side of today, no further. */
+  windowYears: number
 }
 
 export interface PublicMenusOptions {
   /** Tenant server name → URL, for the repairer's connections. */
   servers: Record<string, string>
   roleSecret: string
+  /** PUBLIC_WEEK_WINDOW_YEARS. */
+  windowYears: number
   /** A note older than this is redone by the repairer. */
   repairAfterMs?: number
   /** How often each process looks for such notes; 0 turns the timer off (tests call repair()). */
@@ -56,8 +60,6 @@ export interface PublicMenusOptions {
 
 /** Seconds public answers may be kept, by this process and by any cache on the way. */
 export const PUBLIC_MAX_AGE_SECONDS = 60
-/** The public page answers weeks this many years either side of today, no further. */
-export const PUBLIC_WEEK_WINDOW_YEARS = 2
 
 // A note is written a round trip before its school's COMMIT, so one older
 // than REPAIR_AFTER_MS belongs to a write that has committed or failed long
@@ -81,7 +83,7 @@ export default fp<PublicMenusOptions>(async (app, options) => {
   const cache = createPublicCache({
     copies,
     ttlMs: PUBLIC_MAX_AGE_SECONDS * 1000,
-    windowYears: PUBLIC_WEEK_WINDOW_YEARS,
+    windowYears: options.windowYears,
     staleAfterMs: options.staleAfterMs ?? STALE_AFTER_MS,
     catalogTimeoutMs: CATALOG_TIMEOUT_MS
   })
@@ -144,6 +146,7 @@ export default fp<PublicMenusOptions>(async (app, options) => {
     answer,
     track,
     repair: repairer.repair,
+    windowYears: options.windowYears,
     refused: (reason: RefusalReason) => { refusals[reason]++ },
     stats: () => {
       const cached = cache.stats()

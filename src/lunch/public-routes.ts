@@ -1,18 +1,18 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { NotAMonday, WeekOutOfRange } from '../errors.js'
-import { PUBLIC_MAX_AGE_SECONDS, PUBLIC_WEEK_WINDOW_YEARS } from './public-plugin.js'
+import { PUBLIC_MAX_AGE_SECONDS } from './public-plugin.js'
 import { publicWeekParams } from './schemas.js'
 
 /**
  * Refuses a weekOf that no school can have published, before any lookup:
  * an anonymous scan of impossible weeks costs a date check and nothing else.
  */
-export function checkPublicWeek (weekOf: string, now = new Date()): void {
+export function checkPublicWeek (weekOf: string, windowYears: number, now = new Date()): void {
   const day = new Date(`${weekOf}T00:00:00Z`)
   if (day.getUTCDay() !== 1) throw new NotAMonday(weekOf)
-  const earliest = Date.UTC(now.getUTCFullYear() - PUBLIC_WEEK_WINDOW_YEARS, now.getUTCMonth(), now.getUTCDate())
-  const latest = Date.UTC(now.getUTCFullYear() + PUBLIC_WEEK_WINDOW_YEARS, now.getUTCMonth(), now.getUTCDate())
-  if (day.getTime() < earliest || day.getTime() > latest) throw new WeekOutOfRange(PUBLIC_WEEK_WINDOW_YEARS, weekOf)
+  const earliest = Date.UTC(now.getUTCFullYear() - windowYears, now.getUTCMonth(), now.getUTCDate())
+  const latest = Date.UTC(now.getUTCFullYear() + windowYears, now.getUTCMonth(), now.getUTCDate())
+  if (day.getTime() < earliest || day.getTime() > latest) throw new WeekOutOfRange(windowYears, weekOf)
 }
 
 /** What anyone may read: a school's published week, from the catalog's copy, cacheable. */
@@ -32,7 +32,7 @@ export const publicLunchRoutes: FastifyPluginAsync = async (app) => {
   }, async (request, reply) => {
     const { slug, weekOf } = request.params
     try {
-      checkPublicWeek(weekOf)
+      checkPublicWeek(weekOf, app.publicMenus.windowYears)
     } catch (error) {
       app.publicMenus.refused('bad_week')
       throw error

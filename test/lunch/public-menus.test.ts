@@ -256,6 +256,14 @@ t.test('a weekOf that is not a Monday or lies beyond two years is refused before
   t.equal(await shown(app, 'alpha', monday(-(2 * 52 - 1))), '404 PUBLISHED_WEEK_NOT_FOUND')
 })
 
+t.test('PUBLIC_WEEK_WINDOW_YEARS widens the window, copies included', async (t) => {
+  const ctx = await testApp(t, 'pubwide', { schools: ['alpha'], env: { PUBLIC_WEEK_WINDOW_YEARS: '5' } })
+  const far = monday(4 * 52)
+  await publishedWeek(ctx, 'alpha', far, 'Far ahead')
+  t.equal(await shown(ctx.app, 'alpha', far), '200 Far ahead', 'four years ahead is public with a five-year window')
+  t.equal(await shown(ctx.app, 'alpha', monday(6 * 53)), '400 WEEK_OUT_OF_RANGE', 'six is not')
+})
+
 t.test('the per-address limit answers 429 with Retry-After', async (t) => {
   const ctx = await testApp(t, 'pubrate', { schools: ['alpha'], env: { PUBLIC_RATE_LIMIT_MAX: '3', PUBLIC_RATE_LIMIT_WINDOW_MS: '60000' } })
   const { app } = ctx
