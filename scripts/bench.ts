@@ -5,7 +5,8 @@
  * Measures, side by side in one run, what tenancy costs: A overhead against a
  * single-tenant baseline, B scale to many schools under Zipf traffic, C
  * migrate and onboarding speed, D time from INSERT to first answer, E the
- * growth curve. Prints tables, writes the raw results as JSON and the growth
+ * growth curve, F an anonymous scan against a working school. Prints
+ * tables, writes the raw results as JSON and the growth
  * chart as SVG to scripts/bench/results/.
  *
  * Uses its own embedded PostgreSQL (.data/bench-postgres on BENCH_PG_PORT,

@@ -7,10 +7,12 @@ import auth from './auth/plugin.js'
 import catalogPlugin from './catalog/plugin.js'
 import type { Config } from './config.js'
 import {
-  BodyTooLarge, InvalidJson, InvalidRequest, RateLimited, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
+  AddressRateLimited, BodyTooLarge, InvalidJson, InvalidRequest, RateLimited, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
 } from './errors.js'
 import health from './health.js'
-import { lunchRoutes, publicLunchRoutes } from './lunch/routes.js'
+import publicMenus, { type PublicMenusOptions } from './lunch/public-plugin.js'
+import { publicLunchRoutes } from './lunch/public-routes.js'
+import { lunchRoutes } from './lunch/routes.js'
 import { sharedSchemas } from './lunch/schemas.js'
 import metrics from './metrics.js'
 import securityHeaders from './security-headers.js'
@@ -28,14 +30,18 @@ export interface AppOptions {
   tenancy?: Pick<TenancyOptions, 'unavailableForMs' | 'resolveSchool'>
   /** The clock of the token key set's cooldown and cache age; tests pass their own. */
   clock?: () => number
+  /** The public copies' repair timings; tests shorten them or turn the timer off. */
+  publicMenus?: Pick<PublicMenusOptions, 'repairAfterMs' | 'repairIntervalMs' | 'staleAfterMs'>
 }
 
 const BODY_LIMIT_BYTES = 16 * 1024
 
 /** Builds the service; never listens (server.ts does, tests inject). */
-export async function buildApp ({ config, catalogUrl, servers, logger, clock, tenancy: tenancyOptions = {} }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp ({ config, catalogUrl, servers, logger, clock, tenancy: tenancyOptions = {}, publicMenus: publicTimings }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
+    // Whose X-Forwarded-For sets request.ip, which the public rate limit counts by.
+    trustProxy: config.trustProxy,
     // One line per request, written in onResponse below once the school is
     // known, instead of Fastify's two lines of which the first cannot have it.
     logController: new LogController({ disableRequestLogging: true }),
@@ -138,6 +144,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger, clock, te
     roleSecret: config.tenantRoleSecret,
     ...tenancyOptions
   })
+  await app.register(publicMenus, { servers, roleSecret: config.tenantRoleSecret, windowYears: config.publicWeekWindowYears, ...publicTimings })
   await app.register(metrics)
 
   await app.register(async (api) => {
@@ -153,7 +160,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger, clock, te
   }, { prefix: '/api' })
 
   await app.register(async (publicApi) => {
-    await registerSchoolRateLimit(publicApi, config, (request) => `public:${(request.params as { slug?: string }).slug ?? ''}`)
+    await registerAddressRateLimit(publicApi, config)
     await publicApi.register(etag)
     await publicApi.register(publicLunchRoutes)
   }, { prefix: '/api/public' })
@@ -175,6 +182,22 @@ async function registerSchoolRateLimit (scope: FastifyInstance, config: Config, 
     hook: 'preHandler',
     keyGenerator: key,
     errorResponseBuilder: (_request, context) => new RateLimited(context.after)
+  })
+}
+
+/**
+ * Per client address on the public routes, counted before anything else
+ * (onRequest), so a refused request costs no lookup. Keyed by request.ip
+ * (IPv6 by /64, the plugin's default): set TRUST_PROXY behind a load
+ * balancer, or every client shares the balancer's address and budget.
+ */
+async function registerAddressRateLimit (scope: FastifyInstance, config: Config): Promise<void> {
+  if (config.publicRateLimitMax === 0) return
+  await scope.register(rateLimit, {
+    max: config.publicRateLimitMax,
+    timeWindow: config.publicRateLimitWindowMs,
+    onExceeded: () => { scope.publicMenus.refused('rate_limited') },
+    errorResponseBuilder: (_request, context) => new AddressRateLimited(context.after)
   })
 }
 

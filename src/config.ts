@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import dotenv from 'dotenv'
@@ -84,6 +85,16 @@ export interface Config {
   /** Requests per school per window; 0 turns rate limiting off. */
   rateLimitMax: number
   rateLimitWindowMs: number
+  /** Requests per client address per window on the public routes; 0 turns it off. */
+  publicRateLimitMax: number
+  publicRateLimitWindowMs: number
+  /** The public page answers weeks this many years either side of today. */
+  publicWeekWindowYears: number
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client's address
+   * (Fastify's trustProxy): false (none), true (any), or addresses and CIDRs.
+   */
+  trustProxy: boolean | string[]
 }
 
 /**
@@ -169,7 +180,11 @@ export function loadConfig (env: Env = process.env): Config {
     corsOrigins: read.list('CORS_ORIGINS'),
     // Off while developing and testing; on by default in production.
     rateLimitMax: read.integer('RATE_LIMIT_MAX', nodeEnv === 'production' ? 1200 : 0, 0, 1_000_000),
-    rateLimitWindowMs: read.integer('RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000)
+    rateLimitWindowMs: read.integer('RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
+    publicRateLimitMax: read.integer('PUBLIC_RATE_LIMIT_MAX', nodeEnv === 'production' ? 600 : 0, 0, 1_000_000),
+    publicRateLimitWindowMs: read.integer('PUBLIC_RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
+    publicWeekWindowYears: read.integer('PUBLIC_WEEK_WINDOW_YEARS', 2, 1, 100),
+    trustProxy: read.trustProxy('TRUST_PROXY')
   }
 
   const serverNames = tenantServers === null ? ['default'] : Object.keys(tenantServers)
@@ -318,6 +333,24 @@ class EnvReader {
     return raw.split(',').map((item) => item.trim()).filter((item) => item !== '')
   }
 
+  /**
+   * `false`, `true`, or addresses, CIDRs and proxy-addr's names (loopback, …).
+   * No hop count: Fastify then trusts no proxy at all, since a hop count
+   * cannot tell the balancer from a client that sends the header itself.
+   */
+  trustProxy (name: string): boolean | string[] {
+    const raw = this.string(name)
+    if (raw === null || /^(false|no|off)$/i.test(raw)) return false
+    if (/^(true|yes|on)$/i.test(raw)) return true
+    const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+    const bad = entries.filter((entry) => !isProxyAddress(entry))
+    if (bad.length > 0) {
+      this.problems.push(`${name} must be true, false, or the proxies' addresses and CIDR ranges separated by commas (got "${bad[0] ?? ''}")`)
+      return false
+    }
+    return entries
+  }
+
   postgresUrl (name: string, raw = this.string(name)): string | null {
     if (raw === null) return null
     const problem = postgresUrlProblem(raw)
@@ -408,6 +441,17 @@ class EnvReader {
     }
     return servers
   }
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+function isProxyAddress (entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true
+  const [address = '', bits, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  if (bits === undefined) return true
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
 }
 
 function postgresUrlProblem (raw: string): string | null {

@@ -39,6 +39,7 @@ export const CatalogUnavailable = createError('CATALOG_UNAVAILABLE', 'The school
 export const InvalidRequest = createError('INVALID_REQUEST', '%s', 400)
 export const InvalidId = createError('INVALID_ID', '%s must be a positive whole number below 2^63', 400)
 export const NotAMonday = createError('WEEK_NOT_MONDAY', 'weekOf must be a Monday (got %s)', 400)
+export const WeekOutOfRange = createError('WEEK_OUT_OF_RANGE', 'weekOf must lie within %s years of today (got %s)', 400)
 export const InvalidJson = createError('INVALID_JSON', 'The request body is not valid JSON', 400)
 export const BodyTooLarge = createError('BODY_TOO_LARGE', 'The request body is larger than the limit', 413)
 export const UnsupportedMediaType = createError('UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json', 415)
@@ -52,12 +53,14 @@ export const PublishedWeekNotFound = createError('PUBLISHED_WEEK_NOT_FOUND', 'No
 
 // Limits (429)
 export const RateLimited = createError('RATE_LIMITED', 'Too many requests for this school; retry in %s', 429)
+export const AddressRateLimited = createError('RATE_LIMITED', 'Too many requests from this address; retry in %s', 429)
 
 /** Seconds a client should wait before retrying a 503. */
 export const RETRY_AFTER_SECONDS = 5
 
-// Public pages (404)
+// Public pages (404/503)
 export const SchoolNotFound = createError('SCHOOL_NOT_FOUND', 'No school "%s"', 404)
+export const PublicMenuStale = createError('PUBLIC_MENU_STALE', 'The public menus of school "%s" are being brought up to date; try again shortly', 503)
 
 // Tenant pools (503)
 export const TenantPoolsExhausted = createError('TENANT_POOLS_EXHAUSTED', 'Every school connection pool is busy; try again shortly', 503)

@@ -33,6 +33,17 @@ export default fp(async (app) => {
     metric('catalog_cache_hits_total', 'counter', 'School lookups answered from the cache.', directory.hits)
     metric('catalog_cache_misses_total', 'counter', 'School lookups that asked the catalog.', directory.misses)
     metric('catalog_cache_entries', 'gauge', 'Schools (and unknown slugs) in the lookup cache.', directory.entries)
+    const publicMenus = app.publicMenus.stats()
+    metric('public_cache_hits_total', 'counter', 'Public menu reads answered from this process\'s cache.', publicMenus.cacheHits)
+    metric('public_cache_misses_total', 'counter', 'Public menu reads that asked the catalog.', publicMenus.cacheMisses)
+    metric('public_cache_entries', 'gauge', 'Public answers (menus and not-found) in the cache.', publicMenus.cacheEntries)
+    lines.push('# HELP public_refusals_total Public reads refused before any lookup (rate_limited, bad_week) or for copies that may be behind (stale).',
+      '# TYPE public_refusals_total counter',
+      ...Object.entries(publicMenus.refusals).map(([reason, n]) => `public_refusals_total{reason="${reason}"} ${n}`))
+    metric('public_school_connections_opened_total', 'counter', 'Connections opened to school databases for the public menus: repairs only, never an anonymous read.', publicMenus.schoolConnectionsOpened)
+    metric('public_copy_failures_total', 'counter', 'Staff writes whose public copy was left to the repairer.', publicMenus.copyFailures)
+    metric('public_repairs_total', 'counter', 'Schools whose public copies the repairer rewrote.', publicMenus.repairs)
+    metric('public_repair_failures_total', 'counter', 'Repairs that failed and will be retried.', publicMenus.repairFailures)
     return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(lines.join('\n') + '\n')
   })
-}, { name: 'metrics', dependencies: ['tenancy'] })
+}, { name: 'metrics', dependencies: ['tenancy', 'public-menus'] })

@@ -3,7 +3,7 @@ import { scenarioNames } from './scenarios/index.js'
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-  --scenarios A,B,C,D,E   which to run (default all)
+  --scenarios A,B,C,D,E,F which to run (default all; F: anonymous scan)
   --schools N             schools for B, C and E (default 1000; 2000 adds a point to E)
   --duration S            seconds per load run (default 8)
   --connections N         concurrent HTTP connections (default 10)

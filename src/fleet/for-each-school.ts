@@ -1,5 +1,7 @@
 import type { Knex } from 'knex'
 import { schoolsRepository, type School } from '../catalog/schools.js'
+import { publicCopies, type PublicCopies } from '../lunch/public-menus.js'
+import { lunchWeeks } from '../lunch/repository.js'
 import { createKnex } from '../postgres/connection.js'
 import { schoolRoleUrl } from '../postgres/roles.js'
 import { runConcurrently } from './concurrency.js'
@@ -58,13 +60,17 @@ export interface ForEachSchoolOptions {
  * `roleSecret: config.tenantRoleSecret`.
  */
 export async function forEachSchool<T> (fleet: Fleet, fn: SchoolTask<T>, options: ForEachSchoolOptions): Promise<Array<SchoolResult<T>>> {
-  const catalog = createKnex(fleet.catalogUrl, { max: 1, applicationName: 'school-lunch:for-each' })
-  let schools: School[]
+  const catalog = createKnex(fleet.catalogUrl, { max: 2, applicationName: 'school-lunch:for-each' })
   try {
-    schools = await schoolsRepository(catalog).list(options.only === undefined ? {} : { slugs: options.only })
+    return await runTasks(fleet, fn, options, catalog)
   } finally {
     await catalog.destroy()
   }
+}
+
+async function runTasks<T> (fleet: Fleet, fn: SchoolTask<T>, options: ForEachSchoolOptions, catalog: Knex): Promise<Array<SchoolResult<T>>> {
+  const schools = await schoolsRepository(catalog).list(options.only === undefined ? {} : { slugs: options.only })
+  const copies = publicCopies(catalog)
 
   const refused: Array<SchoolResult<T>> = []
   for (const slug of new Set(options.only ?? [])) {
@@ -79,7 +85,7 @@ export async function forEachSchool<T> (fleet: Fleet, fn: SchoolTask<T>, options
   let done = 0
   let failed = 0
   const ran = await runConcurrently(selected, options.concurrency, async (school): Promise<SchoolResult<T>> => {
-    const result = await runOne(fleet, school, fn)
+    const result = await runOne(fleet, school, fn, copies)
     done++
     if (!result.ok) failed++
     options.onProgress?.({ done, total: selected.length, failed })
@@ -88,10 +94,16 @@ export async function forEachSchool<T> (fleet: Fleet, fn: SchoolTask<T>, options
   return [...ran, ...refused].sort((a, b) => a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0)
 }
 
-async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>): Promise<SchoolResult<T>> {
+async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>, copies: PublicCopies): Promise<SchoolResult<T>> {
   let db: Knex | null = null
+  let pendingId: number | null = null
   try {
     const serverUrl = resolveSchoolServer(school, fleet.servers)
+    // A task may publish or edit weeks behind the API's back, so the public
+    // copies are noted before it and written again after it (see
+    // src/lunch/public-menus.ts); a run killed in between leaves the note
+    // to the API's repairer.
+    pendingId = await copies.markPending(school.id)
     db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, fleet.roleSecret), {
       max: 1,
       applicationName: 'school-lunch:for-each'
@@ -100,6 +112,16 @@ async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>): Prom
   } catch (error) {
     return { slug: school.slug, ok: false, error: error instanceof Error ? error : new Error(String(error)) }
   } finally {
+    if (db !== null && pendingId !== null) await copyAfterTask(copies, school.id, db, pendingId)
     await db?.destroy()
+  }
+}
+
+/** On the task's own connection; when it fails, the note stays and the repairer copies later. */
+async function copyAfterTask (copies: PublicCopies, schoolId: number, db: Knex, pendingId: number): Promise<void> {
+  try {
+    await copies.copyAllWeeks(schoolId, async () => await lunchWeeks(db).listPublished(), pendingId)
+  } catch {
+    // Not the task's failure: its note makes the copy the repairer's job.
   }
 }

@@ -57,6 +57,18 @@ const toWeekWithDays = (row: WeekWithDaysRow): LunchWeekWithDays => ({
   days: row.days.map((day) => ({ id: Number(day.id), day: day.day, menuDetails: day.menu_details }))
 })
 
+/** What a write did to a week, told to the caller before its transaction commits. */
+export interface WeekWrite {
+  weekOf: string
+  /** The week is or was published, so the public page may show something else now. */
+  touchesPublic: boolean
+}
+
+export interface WriteOptions {
+  /** Runs inside the write's transaction, just before COMMIT; throwing rolls the write back. */
+  beforeCommit?: (write: WeekWrite) => Promise<void>
+}
+
 /** Lunch weeks and days of one school's database; the caller picks the database. */
 export function lunchWeeks (db: Knex) {
   async function findWithDays (where: Record<string, unknown>, trx: Knex | Knex.Transaction = db): Promise<LunchWeekWithDays | null> {
@@ -77,6 +89,12 @@ export function lunchWeeks (db: Knex) {
       return await findWithDays({ 'w.week_of': weekOf, 'w.is_published': true })
     },
 
+    /** Every published week with its days, oldest first. */
+    async listPublished (): Promise<LunchWeekWithDays[]> {
+      const rows = await selectWeeksWithDays(db).where({ 'w.is_published': true }).orderBy('w.week_of') as WeekWithDaysRow[]
+      return rows.map(toWeekWithDays)
+    },
+
     /** The week and its five weekdays, in one transaction; null if the week exists. */
     async create (weekOf: string): Promise<LunchWeekWithDays | null> {
       return await db.transaction(async (trx) => {
@@ -87,24 +105,34 @@ export function lunchWeeks (db: Knex) {
       })
     },
 
-    async setPublished (id: string, isPublished: boolean): Promise<LunchWeekWithDays | null> {
+    async setPublished (id: string, isPublished: boolean, options: WriteOptions = {}): Promise<LunchWeekWithDays | null> {
       // The UPDATE's row lock holds off a concurrent DELETE until the read is done.
       return await db.transaction(async (trx) => {
         const updated = await trx('lunch_week').where({ id }).update({ is_published: isPublished, updated_at: trx.fn.now() })
-        return updated === 0 ? null : await findWithDays({ 'w.id': id }, trx)
+        const week = updated === 0 ? null : await findWithDays({ 'w.id': id }, trx)
+        // Publishing or unpublishing: either way the public page may change.
+        if (week !== null) await options.beforeCommit?.({ weekOf: week.weekOf, touchesPublic: true })
+        return week
       })
     },
 
-    async remove (id: string): Promise<boolean> {
-      return await db('lunch_week').where({ id }).delete() > 0
+    /** True when the week existed. */
+    async remove (id: string, options: WriteOptions = {}): Promise<boolean> {
+      return await db.transaction(async (trx) => {
+        const [row] = await trx<WeekRow>('lunch_week').where({ id }).delete().returning(['week_of', 'is_published'])
+        if (row === undefined) return false
+        await options.beforeCommit?.({ weekOf: row.week_of, touchesPublic: row.is_published })
+        return true
+      })
     },
 
     /** Null when the week has no such day (or there is no such week). */
-    async updateDay (weekId: string, dayId: string, menuDetails: string): Promise<LunchDay | null> {
+    async updateDay (weekId: string, dayId: string, menuDetails: string, options: WriteOptions = {}): Promise<LunchDay | null> {
       return await db.transaction(async (trx) => {
         const [row] = await trx<DayRow>('lunch_day').where({ id: dayId, lunch_week_id: weekId }).update({ menu_details: menuDetails }).returning('*')
         if (row === undefined) return null
-        await trx('lunch_week').where({ id: weekId }).update({ updated_at: trx.fn.now() })
+        const [week] = await trx<WeekRow>('lunch_week').where({ id: weekId }).update({ updated_at: trx.fn.now() }).returning(['week_of', 'is_published'])
+        if (week !== undefined) await options.beforeCommit?.({ weekOf: week.week_of, touchesPublic: week.is_published })
         return toDay(row as DayRow)
       })
     }

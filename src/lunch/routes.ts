@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { InvalidId, LunchDayNotFound, LunchWeekExists, LunchWeekNotFound, NotAMonday, PublishedWeekNotFound } from '../errors.js'
+import { InvalidId, LunchDayNotFound, LunchWeekExists, LunchWeekNotFound, NotAMonday } from '../errors.js'
 import { lunchWeeks } from './repository.js'
 import {
-  createWeekBody, dayIdParams, errorResponses, publicWeekParams, publishWeekBody, updateDayBody, weekIdParams
+  createWeekBody, dayIdParams, errorResponses, publishWeekBody, updateDayBody, weekIdParams
 } from './schemas.js'
 
 const BIGINT_MAX = 9_223_372_036_854_775_807n
@@ -23,7 +23,11 @@ const schoolHeader = {
   properties: { 'x-school': { type: 'string', description: 'Active school slug, for tokens that allow several' } }
 } as const
 
-/** The staff API, under the tenancy hook: every query goes to request.db. */
+/**
+ * The staff API, under the tenancy hook: every query goes to request.db.
+ * Writes that may change what the public page shows also bring the
+ * catalog's public copy up to date before they answer.
+ */
 export const lunchRoutes: FastifyPluginAsync = async (app) => {
   app.get('/lunch-weeks', {
     schema: {
@@ -77,8 +81,10 @@ export const lunchRoutes: FastifyPluginAsync = async (app) => {
       response: { 200: { $ref: 'LunchWeekWithDays#' }, ...errorResponses }
     }
   }, async (request) => {
-    const week = await lunchWeeks(request.db).setPublished(parseId(request.params.id, 'id'), request.body.isPublished)
+    const copy = app.publicMenus.track(request)
+    const week = await lunchWeeks(request.db).setPublished(parseId(request.params.id, 'id'), request.body.isPublished, copy)
     if (week === null) throw new LunchWeekNotFound(request.params.id)
+    await copy.settle()
     return week
   })
 
@@ -92,7 +98,9 @@ export const lunchRoutes: FastifyPluginAsync = async (app) => {
       response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses }
     }
   }, async (request, reply) => {
-    if (!await lunchWeeks(request.db).remove(parseId(request.params.id, 'id'))) throw new LunchWeekNotFound(request.params.id)
+    const copy = app.publicMenus.track(request)
+    if (!await lunchWeeks(request.db).remove(parseId(request.params.id, 'id'), copy)) throw new LunchWeekNotFound(request.params.id)
+    await copy.settle()
     return await reply.code(204).send()
   })
 
@@ -108,27 +116,10 @@ export const lunchRoutes: FastifyPluginAsync = async (app) => {
     }
   }, async (request) => {
     const { id, dayId } = request.params
-    const day = await lunchWeeks(request.db).updateDay(parseId(id, 'id'), parseId(dayId, 'dayId'), request.body.menuDetails)
+    const copy = app.publicMenus.track(request)
+    const day = await lunchWeeks(request.db).updateDay(parseId(id, 'id'), parseId(dayId, 'dayId'), request.body.menuDetails, copy)
     if (day === null) throw new LunchDayNotFound(id, dayId)
+    await copy.settle()
     return day
-  })
-}
-
-/** What anyone may read: a school's published week, cacheable. */
-export const publicLunchRoutes: FastifyPluginAsync = async (app) => {
-  app.get<{ Params: { slug: string, weekOf: string } }>('/schools/:slug/lunch-weeks/:weekOf', {
-    preHandler: app.tenancy.publicSchool,
-    schema: {
-      tags: ['public'],
-      summary: 'A school\'s published lunch week, by its Monday',
-      params: publicWeekParams,
-      response: { 200: { $ref: 'LunchWeekWithDays#' }, 400: { $ref: 'Error#' }, 404: { $ref: 'Error#' }, 503: { $ref: 'Error#' } }
-    }
-  }, async (request, reply) => {
-    const week = await lunchWeeks(request.db).getPublished(request.params.weekOf)
-    if (week === null) throw new PublishedWeekNotFound()
-    // Menus change rarely: a minute in shared caches, then revalidate by ETag.
-    void reply.header('cache-control', 'public, max-age=60')
-    return week
   })
 }

@@ -1,9 +1,9 @@
-import type { FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Knex } from 'knex'
 import type { School } from '../catalog/schools.js'
 import type { ConnectionBudgets, JwtConfig } from '../config.js'
-import { SchoolDatabaseUnavailable, SchoolNotAllowed, SchoolNotFound, SchoolSuspended, SchoolUnknown } from '../errors.js'
+import { SchoolDatabaseUnavailable, SchoolNotAllowed, SchoolSuspended, SchoolUnknown } from '../errors.js'
 import { openConnection } from '../postgres/connection.js'
 import { appMigrations } from '../postgres/migrations.js'
 import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
@@ -40,8 +40,6 @@ export type SchoolResolver = (request: FastifyRequest, claims: Claims) => School
 export interface Tenancy {
   /** onRequest hook of the authenticated API: token → school → pool. */
   authenticate: onRequestHookHandler
-  /** preHandler hook of public routes: `:slug` → school → pool; unknown or suspended is 404. */
-  publicSchool: preHandlerHookHandler
   /** Maps a failure of a school's database to a 503 error, or returns null. */
   translateError: (error: unknown, request: FastifyRequest) => Error | null
   directory: SchoolDirectory
@@ -184,14 +182,6 @@ export default fp<TenancyOptions>(async (app, options) => {
     await lendPool(request, reply, school)
   }
 
-  const publicSchool: preHandlerHookHandler = async (request, reply) => {
-    const slug = (request.params as { slug?: unknown }).slug
-    const school = isSafeName(slug) ? await directory.resolve(slug) : null
-    // Suspended schools are not public; unknown and suspended look alike.
-    if (school === null || school.status !== 'active') throw new SchoolNotFound(String(slug))
-    await lendPool(request, reply, school)
-  }
-
   // A failure inside a route is answered, not remembered: a connection
   // killed under one request must not turn the next one away, and the pool
   // replaces broken connections by itself.
@@ -224,5 +214,5 @@ export default fp<TenancyOptions>(async (app, options) => {
     await pools.close()
   })
 
-  app.decorate('tenancy', { authenticate, publicSchool, translateError, directory, pools, listening: listener.ready })
+  app.decorate('tenancy', { authenticate, translateError, directory, pools, listening: listener.ready })
 }, { name: 'tenancy', dependencies: ['catalog', 'auth'] })

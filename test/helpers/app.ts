@@ -34,6 +34,8 @@ export interface TestAppOptions {
   tenancy?: AppOptions['tenancy']
   /** The token key set's clock, for tests that move time on. */
   clock?: () => number
+  /** Timings of the public copies' repairer. */
+  publicMenus?: AppOptions['publicMenus']
 }
 
 /**
@@ -65,7 +67,7 @@ export async function testApp (t: Test, prefix: string, options: TestAppOptions 
     }
   })
   const config = dbs.config(options.env ?? {})
-  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream }, tenancy: options.tenancy, ...(options.clock === undefined ? {} : { clock: options.clock }) })
+  const app = await buildApp({ config, catalogUrl: dbs.catalogUrl, servers: config.tenantServers ?? dbs.topology.servers, logger: { level: 'info', stream }, tenancy: options.tenancy, publicMenus: options.publicMenus, ...(options.clock === undefined ? {} : { clock: options.clock }) })
   await app.ready()
   t.teardown(async () => { await app.close() })
 
