@@ -54,6 +54,9 @@ function fetchSend (origin: string): Send {
 
 await runProgram(async (program) => {
   const args = parseIsolationCommandLine()
+  // Each school owns its own run of Mondays, years apart (isolation/calendar.ts),
+  // far beyond the public page's usual window of weeks.
+  process.env.PUBLIC_WEEK_WINDOW_YEARS ??= '100'
   const config = loadConfigOrExit()
   const { jwt } = config
   if (jwt.secret === null) throw new UsageError('This check signs its tokens with JWT_SECRET (HS256); it cannot run with JWT_PUBLIC_KEY.', USAGE)
