@@ -38,6 +38,9 @@ export function classifyDatabaseError (error: unknown): DatabaseFailure | null {
   if (code === '3D000') return 'missing' // invalid_catalog_name: no such database
   if (code === '42P01') return 'not-migrated' // undefined_table
   if (typeof code === 'string' && CONNECTION_CODES.has(code)) return 'unavailable'
+  // object_not_in_prerequisite_state is broad; at login it means the
+  // database does not accept connections (ALLOW_CONNECTIONS false).
+  if (code === '55000' && typeof message === 'string' && /not currently accepting connections/.test(message)) return 'unavailable'
   if (name === 'KnexTimeoutError' || error instanceof PoolBusy) return 'busy'
   if (typeof message === 'string' && /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)) {
     return 'unavailable'
