@@ -234,7 +234,7 @@ async function seedPublicCopies (context: AnonymousScanContext): Promise<void> {
       const index = Number((slugById.get(schoolId) ?? '').slice(context.prefix.length + 1))
       const db = createKnex(databaseUrl(context.serverUrl, databaseOf(context.prefix, index)), { max: 1, applicationName: 'school-lunch:bench' })
       try {
-        await copies.copySchool(schoolId, async () => await lunchWeeks(db).listPublished(), 0)
+        await copies.copySchool(schoolId, () => db, async (school) => await lunchWeeks(school).listPublished(), 0)
       } finally {
         await db.destroy()
       }

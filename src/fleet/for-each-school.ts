@@ -120,7 +120,7 @@ async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>, copie
 /** On the task's own connection; when it fails, the note stays and the repairer copies later. */
 async function copyAfterTask (copies: PublicCopies, schoolId: number, db: Knex, pendingId: number): Promise<void> {
   try {
-    await copies.copyAllWeeks(schoolId, async () => await lunchWeeks(db).listPublished(), pendingId)
+    await copies.copyAllWeeks(db, schoolId, async (school) => await lunchWeeks(school).listPublished(), pendingId)
   } catch {
     // Not the task's failure: its note makes the copy the repairer's job.
   }

@@ -17,7 +17,12 @@ import type { LunchWeekWithDays } from './repository.js'
  * Copies of one school are written under one advisory lock, each from a read
  * of the school database made while holding it. So the last copy written
  * was read after every write whose own copy came before it: copies written
- * out of order cannot leave an older menu behind.
+ * out of order cannot leave an older menu behind. The lock is taken in the
+ * school database, before any catalog connection is asked for: a staff
+ * write holds its school connection while it writes its note to the
+ * catalog, so a copy that held a catalog connection while it waited for a
+ * school connection could wait on it for ever, once the school's pool
+ * cannot grow.
  */
 
 // Advisory lock namespace of a school's public copies; 7_311_001 is the migrations'.
@@ -41,7 +46,8 @@ export interface PendingSchool {
 
 interface PendingRow { school_id: string | number, slug: string, database_name: string, server: string }
 
-const lockKey = (schoolId: number): number => schoolId % 2_147_483_647
+/** What reads a school's weeks, given the connection that holds its copy lock. */
+type ReadWith<T> = (school: Knex) => Promise<T>
 
 /** The school's copies become exactly `weeks`: new and changed ones written, the rest dropped. */
 async function replaceCopies (trx: Knex.Transaction, schoolId: number, weeks: LunchWeekWithDays[]): Promise<void> {
@@ -68,14 +74,18 @@ export type PublicCopies = ReturnType<typeof publicCopies>
 
 /** The catalog's public copies and pending notes. */
 export function publicCopies (catalog: Knex) {
-  async function lock (trx: Knex.Transaction, schoolId: number, wait: boolean): Promise<boolean> {
-    if (wait) {
-      await trx.raw(`SET LOCAL lock_timeout = '${COPY_LOCK_TIMEOUT}'`)
-      await trx.raw('SELECT pg_advisory_xact_lock(?, ?)', [COPY_LOCK, lockKey(schoolId)])
-      return true
-    }
-    const { rows } = await trx.raw<{ rows: Array<{ locked: boolean }> }>('SELECT pg_try_advisory_xact_lock(?, ?) AS locked', [COPY_LOCK, lockKey(schoolId)])
-    return rows[0]?.locked === true
+  /** Runs `fn` in a transaction of the school database that holds the school's copy lock; null when `wait` is false and it is held. */
+  async function underLock<T> (schoolDb: Knex, wait: boolean, fn: (school: Knex.Transaction) => Promise<T>): Promise<T | null> {
+    return await schoolDb.transaction(async (school) => {
+      if (wait) {
+        await school.raw(`SET LOCAL lock_timeout = '${COPY_LOCK_TIMEOUT}'`)
+        await school.raw('SELECT pg_advisory_xact_lock(?, 0)', [COPY_LOCK])
+      } else {
+        const { rows } = await school.raw<{ rows: Array<{ locked: boolean }> }>('SELECT pg_try_advisory_xact_lock(?, 0) AS locked', [COPY_LOCK])
+        if (rows[0]?.locked !== true) return null
+      }
+      return await fn(school)
+    })
   }
 
   return {
@@ -112,17 +122,18 @@ export function publicCopies (catalog: Knex) {
      * Copies one week from a fresh read of the school (`readWeek`) and
      * removes the write's note. Waits for the school's lock.
      */
-    async copyWeek (schoolId: number, weekOf: string, readWeek: () => Promise<LunchWeekWithDays | null>, pendingId: number): Promise<void> {
-      await catalog.transaction(async (trx) => {
-        await lock(trx, schoolId, true)
-        const week = await readWeek()
-        if (week === null) {
-          await trx('public_lunch_weeks').where({ school_id: schoolId, week_of: weekOf }).delete()
-        } else {
-          await trx('public_lunch_weeks').insert({ school_id: schoolId, week_of: weekOf, week })
-            .onConflict(['school_id', 'week_of']).merge({ week, copied_at: trx.fn.now() })
-        }
-        await trx('public_lunch_pending').where({ id: pendingId }).delete()
+    async copyWeek (schoolDb: Knex, schoolId: number, weekOf: string, readWeek: ReadWith<LunchWeekWithDays | null>, pendingId: number): Promise<void> {
+      await underLock(schoolDb, true, async (school) => {
+        const week = await readWeek(school)
+        await catalog.transaction(async (trx) => {
+          if (week === null) {
+            await trx('public_lunch_weeks').where({ school_id: schoolId, week_of: weekOf }).delete()
+          } else {
+            await trx('public_lunch_weeks').insert({ school_id: schoolId, week_of: weekOf, week })
+              .onConflict(['school_id', 'week_of']).merge({ week, copied_at: trx.fn.now() })
+          }
+          await trx('public_lunch_pending').where({ id: pendingId }).delete()
+        })
       })
     },
 
@@ -145,17 +156,22 @@ export function publicCopies (catalog: Knex) {
      * False, without reading the school, when another process is at it or
      * someone else has already done it.
      */
-    async copySchool (schoolId: number, readWeeks: () => Promise<LunchWeekWithDays[]>, olderThanMs: number): Promise<boolean> {
+    async copySchool (schoolId: number, openSchool: () => Knex, readWeeks: ReadWith<LunchWeekWithDays[]>, olderThanMs: number): Promise<boolean> {
       // now() is fixed for the whole transaction: one cutoff for the check and the delete.
-      const old = (trx: Knex.Transaction): Knex.QueryBuilder => trx('public_lunch_pending').where({ school_id: schoolId })
-        .where('created_at', '<', trx.raw('now() - make_interval(secs => ?)', [olderThanMs / 1000]))
-      return await catalog.transaction(async (trx) => {
-        if (!await lock(trx, schoolId, false)) return false
-        if (await old(trx).first('id') === undefined) return false
-        await replaceCopies(trx, schoolId, await readWeeks())
-        await old(trx).delete()
-        return true
+      const old = (db: Knex): Knex.QueryBuilder => db('public_lunch_pending').where({ school_id: schoolId })
+        .where('created_at', '<', db.raw('now() - make_interval(secs => ?)', [olderThanMs / 1000]))
+      // Asked before the school is connected to: most passes find nothing to do.
+      if (await old(catalog).first('id') === undefined) return false
+      const done = await underLock(openSchool(), false, async (school) => {
+        const weeks = await readWeeks(school)
+        return await catalog.transaction(async (trx) => {
+          if (await old(trx).first('id') === undefined) return false
+          await replaceCopies(trx, schoolId, weeks)
+          await old(trx).delete()
+          return true
+        })
       })
+      return done === true
     },
 
     /**
@@ -163,11 +179,13 @@ export function publicCopies (catalog: Knex) {
      * took its note (`pendingId`) and may have changed any week, such as a
      * task run across schools. Waits for the school's lock.
      */
-    async copyAllWeeks (schoolId: number, readWeeks: () => Promise<LunchWeekWithDays[]>, pendingId: number): Promise<void> {
-      await catalog.transaction(async (trx) => {
-        await lock(trx, schoolId, true)
-        await replaceCopies(trx, schoolId, await readWeeks())
-        await trx('public_lunch_pending').where({ id: pendingId }).delete()
+    async copyAllWeeks (schoolDb: Knex, schoolId: number, readWeeks: ReadWith<LunchWeekWithDays[]>, pendingId: number): Promise<void> {
+      await underLock(schoolDb, true, async (school) => {
+        const weeks = await readWeeks(school)
+        await catalog.transaction(async (trx) => {
+          await replaceCopies(trx, schoolId, weeks)
+          await trx('public_lunch_pending').where({ id: pendingId }).delete()
+        })
       })
     }
   }

@@ -127,7 +127,7 @@ export default fp<PublicMenusOptions>(async (app, options) => {
         if (pending === null) return
         const { id, weekOf } = pending
         try {
-          await copies.copyWeek(school.id, weekOf, async () => await lunchWeeks(request.db).getPublished(weekOf), id)
+          await copies.copyWeek(request.db, school.id, weekOf, async (db) => await lunchWeeks(db).getPublished(weekOf), id)
         } catch (error) {
           // The write has committed and stays; its note stays too, for the repairer.
           copyFailures++

@@ -54,13 +54,13 @@ export function createRepairer (options: RepairerOptions): Repairer {
     if (serverUrl === undefined || !isSafeName(school.databaseName)) throw new Error(`school ${school.slug} has no usable database`)
     let db: Knex | null = null
     try {
-      const done = await copies.copySchool(school.id, async () => {
+      const done = await copies.copySchool(school.id, () => {
         db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret), {
           max: 1, connectTimeoutMillis: 1_500, statementTimeoutMillis: 15_000, applicationName: 'school-lunch:public-copy'
         })
         counts.connectionsOpened++
-        return await lunchWeeks(db).listPublished()
-      }, olderThanMs)
+        return db
+      }, async (school) => await lunchWeeks(school).listPublished(), olderThanMs)
       if (done) options.onRepaired(school.id)
       return done
     } finally {
