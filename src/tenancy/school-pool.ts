@@ -137,7 +137,7 @@ export class SchoolPool {
   /** Closes every connection: unused ones now, lent ones when they come back. */
   async close (): Promise<void> {
     this.closed = true
-    this._failWaiters(new PoolBusy())
+    if (this.waiters.length > 0) this._failWaiters(new PoolBusy())
     for (const entry of this.idle.splice(0)) this._close(entry.connection)
     await new Promise<void>((resolve) => {
       this.onEmpty = resolve

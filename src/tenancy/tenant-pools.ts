@@ -84,7 +84,7 @@ export interface TenantPoolsOptions {
   extraIdleMs?: number
   /** TENANT_IDLE_TIMEOUT_MS: a school unused this long loses its last connection. */
   idleTimeoutMs?: number
-  /** Every this many acquires, every pool's use count is halved. */
+  /** Every this many acquires on a server, the use counts of its pools are halved; default 20 × its budget. */
   agingPeriod?: number
   /** How often idle connections are looked for. */
   sweepIntervalMs?: number
@@ -140,6 +140,8 @@ interface ServerState {
   /** Runs a connection's opening once fewer than connectConcurrency are opening. */
   connecting: <T>(fn: () => Promise<T>) => Promise<T>
   counters: Counters
+  /** Acquires since the use counts of this server's pools were last halved. */
+  acquires: number
 }
 
 class SchoolPools implements TenantPools {
@@ -149,7 +151,6 @@ class SchoolPools implements TenantPools {
   private readonly creating = new Map<string, Creation>()
   private readonly servers = new Map<string, ServerState>()
   private readonly totals = { hits: 0, misses: 0, connectionsOpened: 0 }
-  private acquires = 0
   private closed = false
   private readonly now: () => number
   private readonly sweep: NodeJS.Timeout
@@ -162,7 +163,7 @@ class SchoolPools implements TenantPools {
 
   async acquire (target: TenantTarget): Promise<TenantLease> {
     if (this.closed) throw new TenantPoolsExhausted()
-    this._age()
+    this._age(target.server)
     const existing = this.live.get(target.key)
     if (existing !== undefined) {
       this.totals.hits++
@@ -211,7 +212,8 @@ class SchoolPools implements TenantPools {
       state = {
         budget: new ServerBudget(name, this.options.budgetOf(name), () => { this._makeRoom(name) }),
         connecting: concurrencyLimit(this.options.connectConcurrency ?? 8),
-        counters: { growths: 0, shrinks: 0, evictions: 0 }
+        counters: { growths: 0, shrinks: 0, evictions: 0 },
+        acquires: 0
       }
       this.servers.set(name, state)
     }
@@ -286,10 +288,17 @@ class SchoolPools implements TenantPools {
     }
   }
 
-  private _age (): void {
-    if (++this.acquires < (this.options.agingPeriod ?? 1_000)) return
-    this.acquires = 0
-    for (const entry of this._liveEntries()) entry.uses >>= 1
+  /**
+   * Halves the use counts of a server's pools every agingPeriod acquires
+   * there, so a school gone quiet loses its place. The period grows with
+   * the budget: with a short one, schools used now and then fall to the
+   * count of a newcomer and are taken for them.
+   */
+  private _age (server: string): void {
+    const state = this._server(server)
+    if (++state.acquires < (this.options.agingPeriod ?? 20 * state.budget.max)) return
+    state.acquires = 0
+    for (const entry of this._liveEntries()) if (entry.server === server) entry.uses >>= 1
   }
 
   private _newEntry (target: TenantTarget): Entry {

@@ -31,16 +31,18 @@ export const scale: Scenario = {
       return { path: WEEK_PATH, headers: { authorization: `Bearer ${bench.tokenFor(bench.slug(school + 1))}` } }
     }
     for (let i = 0; i < bench.fleetSize; i++) bench.tokenFor(bench.slug(i + 1))
-    const loadRun = async (): ReturnType<typeof load> =>
-      await load({ url: service.url, connections: bench.options.connections, durationSeconds: bench.options.duration, next })
-    // The warm-up fills the budget; B measures what follows, where every
-    // newcomer takes an idle school's connection.
-    const warmup = await loadRun()
+    const loadRun = async (seconds: number): ReturnType<typeof load> =>
+      await load({ url: service.url, connections: bench.options.connections, durationSeconds: seconds, next })
+    // The warm-up fills the budget and lets the use counts settle; B measures
+    // what follows, where every newcomer takes an idle school's connection.
+    // Both are long: the counts need thousands of requests to tell a school
+    // used now and then from one that came once.
+    const warmup = await loadRun(3 * bench.options.duration)
     const before = await metrics(service.url)
     const sampler = sampleConnections(bench.admin)
     recording = true
     const started = Date.now()
-    const result = await loadRun()
+    const result = await loadRun(2 * bench.options.duration)
     const seconds = (Date.now() - started) / 1000
     recording = false
     const peak = await sampler.stop()
@@ -53,7 +55,8 @@ export const scale: Scenario = {
     const idealMissRate = staticTopMissRate(trace, CHURN_BUDGET)
     const possible = missRate === 0 ? base.rps : Math.min(base.rps, ceiling.perSecond / missRate)
     say(formatTable(['measure', 'value', 'target'], [
-      ['warm-up (req/s, p99 ms)', `${fmt(warmup.rps)}, ${warmup.p99}`, ''],
+      [`warm-up, ${3 * bench.options.duration} s (req/s, p99 ms)`, `${fmt(warmup.rps)}, ${warmup.p99}`, ''],
+      ['measured', `${2 * bench.options.duration} s, ${fmt(result.requests)} requests`, ''],
       ['req/s (baseline in the same run)', `${fmt(result.rps)} (${fmt(base.rps)})`, ''],
       [`new connections a second this machine opens, ${bench.options.connections} at once`, fmt(ceiling.perSecond), ''],
       ['requests that had to open a connection (miss rate)', `${(missRate * 100).toFixed(1)} %`, ''],

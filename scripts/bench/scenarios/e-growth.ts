@@ -12,6 +12,8 @@ interface Point {
   active: number
   budget: number
   result: Measured
+  /** School 1 alone on the same service, measured right after: the reference of this point. */
+  alone: Measured
   backends: number
   backendsPssMiB: number | null
   apiPssMiB: number | null
@@ -79,11 +81,16 @@ async function measurePoint (bench: Bench, active: number, budget: number): Prom
   const result = await bench.measure(service.url, next, churn ? { service: true, warmupSeconds: bench.options.duration } : { service: true, settle: true })
   const backends = await backendMemory(bench.admin)
   const api = processMemory(service.pid)
+  // The machine is shared: a reference taken minutes apart would measure the
+  // neighbours as much as the schools.
+  const one = bench.tokenFor(bench.slug(1))
+  const alone = await bench.measure(service.url, () => ({ path: WEEK_PATH, headers: { authorization: `Bearer ${one}` } }), { service: true, settle: true })
   const stopped = await service.stop()
   return {
     active,
     budget,
     result,
+    alone,
     backends: backends.backends,
     backendsPssMiB: backends.pss,
     apiPssMiB: api?.pss ?? null,
@@ -93,23 +100,24 @@ async function measurePoint (bench: Bench, active: number, budget: number): Prom
 }
 
 function printCurve (label: string, points: Point[], seconds: number): void {
-  const one = points[0]?.result.rps ?? 1
   const mib = (value: number | null): string => value === null ? 'n/a' : fmt(value)
   say(`\n${label}:`)
   say(formatTable(
-    ['active', 'budget', 'warm-up s (new conns)', 'req/s', 'p99 ms', 'vs 1 school', 'new conns/s', 'PG backends', 'their PSS MiB', 'API PSS MiB', 'SIGTERM to exit'],
+    ['active', 'budget', 'warm-up s (new conns)', 'req/s', 'p99 ms', '1 school right after', 'ratio', 'new conns/s', 'PG backends', 'their PSS MiB', 'API PSS MiB', 'SIGTERM to exit'],
     points.map((p) => [
       String(p.active),
       String(p.budget),
       `${fmt(p.result.warmup.seconds, 1)} (${p.result.warmup.opened ?? '-'})${p.result.warmup.settled ? '' : ' *'}`,
       fmt(p.result.rps),
       String(p.result.p99),
-      (p.result.rps / one).toFixed(2),
+      fmt(p.alone.rps),
+      (p.result.rps / p.alone.rps).toFixed(2),
       fmt((p.result.opened ?? 0) / seconds, 1),
       String(p.backends),
       mib(p.backendsPssMiB),
       mib(p.apiPssMiB),
       `${fmt(p.stopMs)} ms, exit ${p.stopCode ?? 'signal'}`
     ])))
+  say('ratio: req/s over those of school 1 alone, on the same service right after.')
   if (points.some((p) => !p.result.warmup.settled)) say('* warm-up for a fixed time: with more schools than the budget holds, connections never stop opening.')
 }
