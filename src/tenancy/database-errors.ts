@@ -45,6 +45,15 @@ export function classifyDatabaseError (error: unknown): DatabaseFailure | null {
   return null
 }
 
+/**
+ * A statement of a request was refused its privileges. The school's role
+ * holds row access on every app table from migrate on, and only a move (or
+ * a restore replacing the school) takes its writes away for a while.
+ */
+export function isWriteRefused (error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '42501' // insufficient_privilege
+}
+
 /** The server refused the school role's login (no such role, or another password). */
 export function isLoginRefused (error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
