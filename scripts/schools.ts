@@ -1,8 +1,8 @@
 /*
  * npm run schools -- <command> [options]
  *
- * One school at a time (add, suspend, resume, drop), the fleet at a glance
- * (list), and a task script run on every school (exec). Exit codes: 0 done,
+ * One school at a time (add, suspend, resume, drop, move), the fleet at a
+ * glance (list), and a task script run on every school (exec). Exit codes: 0 done,
  * 1 failed (or refused), 2 bad command line.
  */
 import type { MigrationState, SchoolStatus } from '../src/catalog/schools.js'
@@ -13,6 +13,7 @@ import { fleetStatus, formatFleetStatus } from '../src/fleet/fleet-status.js'
 import { SchoolAdminError, setSchoolStatus } from '../src/fleet/school-admin.js'
 import { databaseOf } from '../src/postgres/connection.js'
 import { add, drop, errorText, exec, withCatalog, type Context } from './schools/commands.js'
+import { move } from './schools/move-command.js'
 import { COMMAND_NAMES, COMMAND_USAGE, USAGE, type CommandName } from './schools/usage.js'
 
 /** A parsed command, ready to run once the databases are reached; resolves to the exit code. */
@@ -29,7 +30,9 @@ const OPTIONS = {
   yes: { type: 'boolean' },
   school: { type: 'string', multiple: true },
   concurrency: { type: 'string' },
-  'include-suspended': { type: 'boolean' }
+  'include-suspended': { type: 'boolean' },
+  to: { type: 'string' },
+  'keep-source': { type: 'boolean' }
 } as const
 type Values = ParsedCommandLine<typeof OPTIONS, true>['values']
 
@@ -39,7 +42,8 @@ const ALLOWED: Record<CommandName, Array<keyof typeof OPTIONS>> = {
   suspend: [],
   resume: [],
   drop: ['yes'],
-  exec: ['school', 'concurrency', 'include-suspended']
+  exec: ['school', 'concurrency', 'include-suspended'],
+  move: ['to', 'keep-source']
 }
 
 function parseCommand (name: CommandName, args: string[], config: Config): Run {
@@ -84,6 +88,11 @@ function commandRun (name: CommandName, values: Values, target: string, config: 
       const concurrency = wholeNumberOption(values.concurrency, 'concurrency', { min: 1, max: 256, fallback: config.migrateConcurrency }, usage)
       const options = { concurrency, only: values.school, includeSuspended: values['include-suspended'] === true }
       return async (context) => await exec(context, target, options)
+    }
+    case 'move': {
+      const to = values.to
+      if (to === undefined) throw new UsageError('move needs --to <server>', usage)
+      return async (context) => await move(context, target, to, values['keep-source'] === true)
     }
   }
 }

@@ -11,6 +11,7 @@ Commands:
   drop <slug> --yes                                remove a suspended school: database, role, catalog row
   exec <script.ts> [--school <slug>]... [--concurrency N] [--include-suspended]
                                                    run a task script on every school
+  move <slug> --to NAME [--keep-source]            move a school's database to another server
 
 npm run schools -- <command> --help describes one command.`
 
@@ -67,7 +68,23 @@ any school failed.
 
   --school <slug>       only this school (repeatable)
   --concurrency <n>     schools at once (default MIGRATE_CONCURRENCY, 8)
-  --include-suspended   run on suspended schools too (they are skipped by default)`
+  --include-suspended   run on suspended schools too (they are skipped by default)`,
+
+  move: `Usage: npm run schools -- move <slug> --to NAME [--keep-source]
+
+Moves the school's database to another server of TENANT_SERVERS: builds it
+there at the same migration (from the template, or by migrating) with the
+school's role, copies every table while the school's writes are refused
+(the API answers 503 SCHOOL_MOVING; reads go on), checks every table's row
+count and checksum on both sides, and switches the catalog. Running API
+processes follow at once. The source database and role are then dropped.
+A failure at any step leaves the school on its server, writable, and
+removes what was built on the target; the move can simply be run again.
+A suspended school may be moved; it stays suspended.
+
+  --to <name>       the server to move to (required)
+  --keep-source     keep the source database and role (writes still refused
+                    there) instead of dropping them`
 } as const
 
 export type CommandName = keyof typeof COMMAND_USAGE

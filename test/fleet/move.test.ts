@@ -6,14 +6,17 @@ import path from 'node:path'
 import type { Knex } from 'knex'
 import { openCatalog } from '../../src/catalog/catalog.js'
 import { projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
+import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { moveSchool, MoveFailed, type MoveOptions, type MoveStep } from '../../src/fleet/move.js'
+import { SchoolBusy } from '../../src/fleet/school-lock.js'
 import { createKnex } from '../../src/postgres/connection.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
-import { schoolRoleName } from '../../src/postgres/roles.js'
+import { schoolRoleName, schoolRoleUrl } from '../../src/postgres/roles.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 import { assertError } from '../helpers/assertions.js'
 import { clusterPort } from '../helpers/cluster.js'
 import { testServerUrl, withDatabase } from '../helpers/databases.js'
+import { runScript, startServerProcess } from '../helpers/run.js'
 import { waitFor } from '../helpers/timing.js'
 
 const east: EmbeddedPostgresConfig = {
@@ -161,4 +164,113 @@ t.test('a failure at each step leaves the school on its server, writable, with n
   t.same(report.tables.map((m) => m.rows), [weeks, weeks * 5], 'a re-run moves every row, the ones written between the attempts too')
   await waitFor('gamma served from east', 10_000, async () => (await app.app.inject({ url: '/api/lunch-weeks', headers: app.auth('gamma') })).statusCode === 200)
   t.same(await snapshot(app, 'gamma'), before, 'the same rows, from east')
+})
+
+t.test('the command line: refusals in one line, a suspended school moved with --keep-source', async (t) => {
+  const app = await testApp(t, 'mvcli', { schools: ['delta'], env: { TENANT_SERVERS } })
+  await app.app.tenancy.listening
+  await fillSchool(app, 'delta', ['2026-11-23', '2026-11-30'])
+  const before = await snapshot(app, 'delta')
+  const deltaDb = app.dbs.databaseName('delta')
+  const env = { ...app.dbs.env, TENANT_SERVERS }
+  const run = async (...args: string[]): Promise<Awaited<ReturnType<typeof runScript>>> => await runScript('scripts/schools.ts', args, env)
+
+  const [unknownSchool, unknownServer, sameServer, noTarget] = await Promise.all([
+    run('move', 'nosuch', '--to', 'east'),
+    run('move', 'delta', '--to', 'west'),
+    run('move', 'delta', '--to', 'default'),
+    run('move', 'delta')
+  ])
+  for (const [result, line] of [
+    [unknownSchool, 'Unknown school "nosuch": it is not in the catalog'],
+    [unknownServer, 'Unknown server "west": TENANT_SERVERS names default, east'],
+    [sameServer, 'School "delta" is already on server "default"; nothing to move']
+  ] as const) {
+    t.equal(result.code, 1, `${line}: exit 1`)
+    t.equal(result.stderr.trim(), line, 'one line, nothing else')
+  }
+  t.equal(noTarget.code, 2, 'no --to is a bad command line')
+  t.match(noTarget.stderr, 'move needs --to <server>')
+  t.equal(await hasDatabase(eastAdmin, deltaDb), false, 'no refusal built anything')
+
+  await app.setStatus('delta', 'suspended')
+  const moved = await run('move', 'delta', '--to', 'east', '--keep-source')
+  t.equal(moved.code, 0, moved.stdout + moved.stderr)
+  t.match(moved.stdout, `Moved school delta from default to east (database ${deltaDb}, `)
+  t.match(moved.stdout, /^lunch_week\s+2\s+\d+(\.\d)? k?B$/m)
+  t.match(moved.stdout, /^lunch_day\s+10\s+\d+(\.\d)? k?B$/m)
+  t.match(moved.stdout, /Moved 12 row\(s\), \d+(\.\d)? k?B, in 2 table\(s\); row counts and checksums match on both servers\./)
+  t.match(moved.stdout, /Write freeze: \d+ ms \(copy, verify and switch\); whole move \d+\.\d s\./, 'the freeze is printed')
+  t.match(moved.stdout, 'Source: kept on server default, writes still refused there')
+
+  t.equal(await serverOf(app, 'delta'), 'east')
+  const suspended = await app.app.inject({ url: '/api/lunch-weeks', headers: app.auth('delta') })
+  assertError(t, suspended, 403, 'SCHOOL_SUSPENDED', 'a suspended school stays suspended on its new server')
+  await app.setStatus('delta', 'active')
+  await waitFor('delta served from east', 10_000, async () => (await app.app.inject({ url: '/api/lunch-weeks', headers: app.auth('delta') })).statusCode === 200)
+  t.same(await snapshot(app, 'delta'), before, 'resumed, it is served from east with every row')
+
+  t.equal(await hasDatabase(app.dbs.admin, deltaDb), true, '--keep-source: the source database stays')
+  t.equal(await hasRole(app.dbs.admin, schoolRoleName(deltaDb)), true, 'and its role')
+  const note = await app.dbs.admin.raw<{ rows: Array<{ note: string }> }>("SELECT shobj_description(oid, 'pg_database') AS note FROM pg_database WHERE datname = ?", [deltaDb])
+  t.match(note.rows[0]?.note, 'copy of school delta left by a move to server east', 'the kept copy says what it is')
+  const asRole = createKnex(schoolRoleUrl(suiteUrl, deltaDb, app.dbs.config().tenantRoleSecret), { max: 1 })
+  t.teardown(async () => { await asRole.destroy() })
+  t.equal((await asRole('lunch_week').count({ n: '*' }).first())?.n, '2', 'the kept copy can be read')
+  await t.rejects(asRole('lunch_week').insert({ week_of: '2027-01-04' }), { code: '42501' }, 'but not written: its writes stay frozen')
+})
+
+t.test("the move holds the school's migration lock: a second move is refused, a migrate waits", async (t) => {
+  const app = await testApp(t, 'mvlock', { schools: ['eps'], env: { TENANT_SERVERS } })
+  await fillSchool(app, 'eps', ['2026-11-23'])
+  const where = { catalogUrl: app.dbs.catalogUrl, servers: SERVERS }
+  const epsDb = app.dbs.databaseName('eps')
+  let paused: () => void = () => {}
+  let resume: () => void = () => {}
+  const atTarget = new Promise<void>((resolve) => { paused = resolve })
+  const released = new Promise<void>((resolve) => { resume = resolve })
+  const first = moveSchool(where, options(app, 'eps', { atStep: async (step) => { if (step === 'target') { paused(); await released } } }))
+  await atTarget
+
+  await t.rejects(moveSchool(where, options(app, 'eps')), new SchoolBusy(
+    'School "eps" is being migrated, moved or restored by another run (it holds the school\'s migration lock); try again once that run is done'),
+  'a second move is refused at once, with a message')
+  const migrating = migrateSchools({ ...app.dbs.topology, servers: SERVERS }, { concurrency: 1, only: ['eps'], verify: true })
+  await waitFor('migrate waiting for the lock', 10_000, async () => (await app.dbs.admin.raw<{ rows: unknown[] }>(
+    "SELECT 1 FROM pg_stat_activity WHERE datname = ? AND application_name = 'school-lunch:migrate' AND wait_event = 'advisory'", [epsDb])).rows.length > 0)
+  t.pass('a concurrent migrate waits for the lock')
+  resume()
+  const report = await first
+  t.equal(report.to, 'east', 'the first move finishes')
+  const waited = await migrating
+  t.match(waited.schools[0]?.error, /terminat/, 'the migrate that waited on the dropped source fails for that school, saying why')
+  const again = await migrateSchools({ ...app.dbs.topology, servers: SERVERS }, { concurrency: 1, only: ['eps'] })
+  t.equal(hasFailures(again), false, 'the next migrate finds the school on its new server')
+  t.equal(again.schools[0]?.server, 'east')
+})
+
+t.test('a second API process follows the switch through NOTIFY, long before its cache TTL', async (t) => {
+  const app = await testApp(t, 'mvproc', { schools: ['zeta'], env: { TENANT_SERVERS } })
+  await fillSchool(app, 'zeta', ['2026-11-23', '2026-11-30'])
+  const server = await startServerProcess({ ...app.dbs.env, TENANT_SERVERS })
+  t.teardown(() => { if (server.child.exitCode === null) server.child.kill('SIGKILL') })
+  const headers = { ...app.auth('zeta'), 'content-type': 'application/json' }
+  const weeks = async (): Promise<{ status: number, weeks: string[] }> => {
+    const res = await fetch(`${server.address}/api/lunch-weeks`, { headers })
+    return { status: res.status, weeks: res.status === 200 ? (await res.json() as Array<{ weekOf: string }>).map((w) => w.weekOf) : [] }
+  }
+  t.same(await weeks(), { status: 200, weeks: ['2026-11-30', '2026-11-23'] }, 'the process serves zeta from default (and caches it for 30 s)')
+  await waitFor('the process to listen', 5_000, async () => (await app.dbs.admin.raw<{ rows: unknown[] }>(
+    "SELECT 1 FROM pg_stat_activity WHERE application_name = 'school-lunch:listen' AND datname = ?", ['mvproc_catalog'])).rows.length > 0)
+
+  await moveSchool({ catalogUrl: app.dbs.catalogUrl, servers: SERVERS }, options(app, 'zeta'))
+  const ms = await waitFor('the process to serve zeta from east', 10_000, async () => (await weeks()).status === 200)
+  t.comment(`the process served zeta again ${ms} ms after the move`)
+  t.same(await weeks(), { status: 200, weeks: ['2026-11-30', '2026-11-23'] }, 'every week, from east, well before the 30 s TTL')
+  const written = await fetch(`${server.address}/api/lunch-weeks`, { method: 'POST', headers, body: JSON.stringify({ weekOf: '2026-12-07' }) })
+  t.equal(written.status, 201, 'and it writes there')
+  const onEast = await withDatabase(eastUrl, app.dbs.databaseName('zeta'), async (db) => await db('lunch_week').pluck('week_of'))
+  t.same(onEast.sort(), ['2026-11-23', '2026-11-30', '2026-12-07'], 'the write landed on east')
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0)
 })
