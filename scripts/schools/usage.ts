@@ -12,6 +12,9 @@ Commands:
   exec <script.ts> [--school <slug>]... [--concurrency N] [--include-suspended]
                                                    run a task script on every school
   move <slug> --to NAME [--keep-source]            move a school's database to another server
+  backup <slug> [--out FILE]                       write one school's data to one file
+  restore <file> --as <slug> [--server NAME] [--name "<name>"] [--database NAME] [--replace]
+                                                   make a school from a backup file
 
 npm run schools -- <command> --help describes one command.`
 
@@ -84,7 +87,35 @@ A suspended school may be moved; it stays suspended.
 
   --to <name>       the server to move to (required)
   --keep-source     keep the source database and role (writes still refused
-                    there) instead of dropping them`
+                    there) instead of dropping them`,
+
+  backup: `Usage: npm run schools -- backup <slug> [--out FILE]
+
+Writes every table of the school to one file: a manifest (format version,
+school, migration, each table's row count and checksum, time), then each
+table's rows in COPY format, all read in one consistent snapshot while the
+school keeps working.
+
+  --out <file>      where to write (default: <slug>-<time>.schoolbackup in the
+                    current directory); an existing file is never overwritten`,
+
+  restore: `Usage: npm run schools -- restore <file> --as <slug> [--server NAME] [--name "<name>"] [--database NAME] [--replace]
+
+Makes a new school from a backup file: checks the whole file first, then
+creates its database and role, applies the migrations up to the backup's,
+loads the rows, checks each table against the manifest, applies the
+remaining migrations, and adds the school to the catalog. A file that is
+cut short, altered, or from a newer release is refused, naming the table,
+and a failure leaves nothing behind.
+
+  --as <slug>        the school's slug (required); it must not exist, unless --replace
+  --server <name>    where its database goes (default: the server with the fewest schools,
+                     or the replaced school's)
+  --name <name>      its name (default: the name in the backup)
+  --database <name>  its database (default: school_<slug>)
+  --replace          the slug exists: freeze its writes, save its data next to the file,
+                     restore beside it, switch the catalog to the restored database, and
+                     drop the old one; a failure leaves it as it was`
 } as const
 
 export type CommandName = keyof typeof COMMAND_USAGE
