@@ -28,6 +28,7 @@ const OPTIONS = {
   name: { type: 'string' },
   database: { type: 'string' },
   'no-migrate': { type: 'boolean' },
+  'no-seed': { type: 'boolean' },
   yes: { type: 'boolean' },
   school: { type: 'string', multiple: true },
   concurrency: { type: 'string' },
@@ -42,7 +43,7 @@ type Values = ParsedCommandLine<typeof OPTIONS, true>['values']
 
 const ALLOWED: Record<CommandName, Array<keyof typeof OPTIONS>> = {
   list: ['status', 'server', 'state'],
-  add: ['name', 'server', 'database', 'no-migrate'],
+  add: ['name', 'server', 'database', 'no-migrate', 'no-seed'],
   suspend: [],
   resume: [],
   drop: ['yes'],
@@ -83,7 +84,7 @@ function commandRun (name: CommandName, values: Values, target: string, config: 
     case 'add': {
       if (values.name === undefined) throw new UsageError('add needs --name "<the school\'s name>"', usage)
       const input = { slug: target, name: values.name, server: values.server, databaseName: values.database }
-      return async (context) => await add(context, input, values['no-migrate'] !== true)
+      return async (context) => await add(context, input, values['no-migrate'] !== true, values['no-seed'] !== true)
     }
     case 'suspend':
     case 'resume':

@@ -4,7 +4,7 @@ export const USAGE = `Usage: npm run schools -- <command> [options]
 
 Commands:
   list [--status S] [--server NAME] [--state S]    the schools: status, server, migration state
-  add <slug> --name "<name>" [--server NAME] [--database NAME] [--no-migrate]
+  add <slug> --name "<name>" [--server NAME] [--database NAME] [--no-migrate] [--no-seed]
                                                    add a school and provision its database
   suspend <slug>                                   stop serving a school
   resume <slug>                                    serve it again
@@ -29,10 +29,11 @@ the last npm run migrate recorded it, then the count per state.
   --state <state>     current: at the latest app migration; behind: one is missing;
                       failed: the last migrate failed; never: not migrated yet`,
 
-  add: `Usage: npm run schools -- add <slug> --name "<name>" [--server NAME] [--database NAME] [--no-migrate]
+  add: `Usage: npm run schools -- add <slug> --name "<name>" [--server NAME] [--database NAME] [--no-migrate] [--no-seed]
 
 Adds the school to the catalog (created when missing), then creates its
-database and role and runs the app migrations, for this school only.
+database and role, runs the app migrations and then its seeds
+(database/seeds/), for this school only.
 
   --name <name>       the school's name, 1 to ${SCHOOL_NAME_MAX} characters (required)
   --server <name>     a server of TENANT_SERVERS. Without it the school goes to the
@@ -40,6 +41,7 @@ database and role and runs the app migrations, for this school only.
                       a tie goes to the server listed first in TENANT_SERVERS
   --database <name>   its database (default: school_<slug>, with - turned into _)
   --no-migrate        only add the catalog row; npm run migrate provisions it later
+  --no-seed           provision it without seeds, now and later
 
 The slug and the database name may hold lowercase letters, digits, _ and -,
 at most 63 characters.`,
