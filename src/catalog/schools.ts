@@ -88,20 +88,6 @@ export function schoolsRepository (catalog: Knex) {
       }))
     },
 
-    async setSeeding (schoolId: number, seeding: SeedingState): Promise<void> {
-      await catalog('school_migration_status').insert({ school_id: schoolId, seeding }).onConflict('school_id').merge(['seeding'])
-    },
-
-    /** The seeds recorded as run for a school, by name. */
-    async seedsRun (schoolId: number): Promise<string[]> {
-      return await catalog('school_seeds').where({ school_id: schoolId }).orderBy('seed').pluck('seed') as string[]
-    },
-
-    /** Records seeds as run; one already recorded fails with a unique violation (23505). */
-    async recordSeeds (schoolId: number, seeds: readonly string[]): Promise<void> {
-      if (seeds.length > 0) await catalog('school_seeds').insert(seeds.map((seed) => ({ school_id: schoolId, seed })))
-    },
-
     /** Slugs whose last migrate run failed. */
     async failedSlugs (): Promise<string[]> {
       const rows = await catalog('schools as s').join('school_migration_status as m', 'm.school_id', 's.id')
@@ -152,6 +138,25 @@ export function schoolsRepository (catalog: Knex) {
       const query = catalog<SchoolRow>('schools').select(...COLUMNS).where({ slug }).first()
       const row = await (timeoutMs === undefined ? query : query.timeout(timeoutMs, { cancel: true }))
       return row === undefined ? null : toSchool(row)
+    }
+  }
+}
+
+/** Which seeds ran for each school, and whether its seeds are still to run (beside the migration status). */
+export function seedsRepository (catalog: Knex) {
+  return {
+    async setSeeding (schoolId: number, seeding: SeedingState): Promise<void> {
+      await catalog('school_migration_status').insert({ school_id: schoolId, seeding }).onConflict('school_id').merge(['seeding'])
+    },
+
+    /** The seeds recorded as run for a school, by name. */
+    async seedsRun (schoolId: number): Promise<string[]> {
+      return await catalog('school_seeds').where({ school_id: schoolId }).orderBy('seed').pluck('seed') as string[]
+    },
+
+    /** Records seeds as run; one already recorded fails with a unique violation (23505). */
+    async recordSeeds (schoolId: number, seeds: readonly string[]): Promise<void> {
+      if (seeds.length > 0) await catalog('school_seeds').insert(seeds.map((seed) => ({ school_id: schoolId, seed })))
     }
   }
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type pg from 'pg'
-import { schoolsRepository, type School } from '../catalog/schools.js'
+import { schoolsRepository, seedsRepository, type School } from '../catalog/schools.js'
 import { createKnex } from '../postgres/connection.js'
 import { quoteIdentifier } from '../postgres/names.js'
 import { BACKUP_FORMAT, BackupWriter, type BackupManifest } from './backup-format.js'
@@ -47,7 +47,7 @@ export async function backupSchool (where: Servers, options: BackupOptions): Pro
     const found = await schoolsRepository(catalog).findBySlug(options.slug)
     if (found === null) throw new SchoolAdminError(`Unknown school "${options.slug}": it is not in the catalog`)
     school = found
-    seeds = await schoolsRepository(catalog).seedsRun(school.id)
+    seeds = await seedsRepository(catalog).seedsRun(school.id)
   } finally {
     await catalog.destroy()
   }

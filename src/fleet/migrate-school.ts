@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import type { schoolsRepository, SchoolWithStatus } from '../catalog/schools.js'
+import type { schoolsRepository, SchoolWithStatus, seedsRepository } from '../catalog/schools.js'
 import { createDatabase, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseMessage, databaseUrl } from '../postgres/connection.js'
 import {
@@ -52,6 +52,7 @@ export interface RunContext {
   roleSecret: string
   keyId: string
   schools: ReturnType<typeof schoolsRepository>
+  seedRecords: ReturnType<typeof seedsRepository>
   handles: Map<string, ServerHandle>
   plan: PlanContext
 }
@@ -77,7 +78,7 @@ export async function migrateSchool (school: SchoolWithStatus, run: RunContext):
     if (run.dryRun) {
       await describePlan(job, plan)
     } else {
-      if (plan.seeds === 'start' || plan.seeds === 'skip') await run.schools.setSeeding(school.id, plan.seeds === 'start' ? 'pending' : 'skipped')
+      if (plan.seeds === 'start' || plan.seeds === 'skip') await run.seedRecords.setSeeding(school.id, plan.seeds === 'start' ? 'pending' : 'skipped')
       if (plan.action !== 'skip') await HANDLERS[plan.action](job, plan)
       if (plan.seeds === 'start' || plan.seeds === 'resume') await seed(job)
     }
@@ -185,11 +186,11 @@ async function seed (job: SchoolJob): Promise<void> {
   const { school, run, outcome } = job
   const db = createKnex(schoolRoleUrl(job.server.url, school.databaseName, run.roleSecret), { max: 1, applicationName: 'school-lunch:seed' })
   try {
-    outcome.seeds = await runSchoolSeeds({ school, db, schools: run.schools, source: run.seeds })
+    outcome.seeds = await runSchoolSeeds({ school, db, records: run.seedRecords, source: run.seeds })
   } finally {
     await db.destroy()
   }
-  await run.schools.setSeeding(school.id, 'done')
+  await run.seedRecords.setSeeding(school.id, 'done')
 }
 
 async function migrateUp (job: SchoolJob): Promise<void> {
@@ -239,7 +240,7 @@ async function describePlan (job: SchoolJob, plan: SchoolPlan): Promise<void> {
   outcome.role = job.roleChange
   if (plan.seeds === 'start') outcome.seeds = await run.seeds.names()
   if (plan.seeds === 'resume') {
-    const done = await run.schools.seedsRun(job.school.id)
+    const done = await run.seedRecords.seedsRun(job.school.id)
     outcome.seeds = (await run.seeds.names()).filter((name) => !done.includes(name))
   }
   switch (plan.action) {

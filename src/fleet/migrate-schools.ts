@@ -1,5 +1,5 @@
 import { inspectCatalog, openCatalog, prepareCatalog } from '../catalog/catalog.js'
-import { schoolsRepository, type SchoolWithStatus } from '../catalog/schools.js'
+import { schoolsRepository, seedsRepository, type SchoolWithStatus } from '../catalog/schools.js'
 import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
 import { freeConnections, listDatabases, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseMessage, databaseOf, databaseUrl } from '../postgres/connection.js'
@@ -111,6 +111,7 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
     roleSecret,
     keyId: roleKeyId(roleSecret),
     schools: schoolsRepository(catalog),
+    seedRecords: seedsRepository(catalog),
     handles,
     plan: {
       servers: topology.servers,

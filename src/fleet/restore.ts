@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Knex } from 'knex'
 import type pg from 'pg'
 import { prepareCatalog } from '../catalog/catalog.js'
-import { schoolsRepository, type School } from '../catalog/schools.js'
+import { schoolsRepository, seedsRepository, type School } from '../catalog/schools.js'
 import { createKnex, databaseMessage, databaseUrl, openConnection } from '../postgres/connection.js'
 import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrations.js'
 import { assertSchoolDatabaseName, quoteIdentifier } from '../postgres/names.js'
@@ -189,8 +189,8 @@ class SchoolRestore {
       await schools.setRoleKeyId(school.id, roleKeyId(this.options.roleSecret))
       await schools.recordMigration(school.id, { migration: latest })
       await trx('school_seeds').where({ school_id: school.id }).delete()
-      await schools.recordSeeds(school.id, this.manifest.seeds)
-      await schools.setSeeding(school.id, 'done')
+      await seedsRepository(trx).recordSeeds(school.id, this.manifest.seeds)
+      await seedsRepository(trx).setSeeding(school.id, 'done')
       return { ...school, roleKeyId: roleKeyId(this.options.roleSecret) }
     })
   }

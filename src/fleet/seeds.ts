@@ -1,6 +1,6 @@
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { Knex } from 'knex'
-import type { School, schoolsRepository } from '../catalog/schools.js'
+import type { School, seedsRepository } from '../catalog/schools.js'
 import { databaseMessage } from '../postgres/connection.js'
 import { DirectoryMigrationSource, MIGRATION_XACT_LOCK_SQL } from '../postgres/migrations.js'
 import type { SchoolTask } from './for-each-school.js'
@@ -47,7 +47,7 @@ export interface SchoolSeeding {
   school: School
   /** Logged in as the school's own role. */
   db: Knex
-  schools: ReturnType<typeof schoolsRepository>
+  records: ReturnType<typeof seedsRepository>
   source: SeedSource
 }
 
@@ -59,15 +59,15 @@ export interface SchoolSeeding {
  * records the seed before the transaction commits: a crash between the
  * two loses that seed, and can never make it run twice.
  */
-export async function runSchoolSeeds ({ school, db, schools, source }: SchoolSeeding): Promise<string[]> {
+export async function runSchoolSeeds ({ school, db, records, source }: SchoolSeeding): Promise<string[]> {
   const ran: string[] = []
   for (const name of await source.names()) {
     const seed = await source.load(name).catch((error: unknown) => { throw new SeedFailed(name, error) })
     const didRun = await db.transaction(async (trx) => {
       await trx.raw(MIGRATION_XACT_LOCK_SQL)
-      if ((await schools.seedsRun(school.id)).includes(name)) return false
+      if ((await records.seedsRun(school.id)).includes(name)) return false
       await seed({ school, db: trx })
-      await schools.recordSeeds(school.id, [name])
+      await records.recordSeeds(school.id, [name])
       return true
     }).catch((error: unknown) => { throw new SeedFailed(name, error) })
     if (didRun) ran.push(name)

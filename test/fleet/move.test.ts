@@ -2,41 +2,21 @@
 // ('default') and a cluster of this file's own ('east'). East's template is
 // this file's alone, so the seeds of a clone are tested here too.
 import t from 'tap'
-import fs from 'node:fs'
-import path from 'node:path'
 import type { Knex } from 'knex'
 import { openCatalog } from '../../src/catalog/catalog.js'
-import { projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
 import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { moveSchool, MoveFailed, type MoveOptions, type MoveStep } from '../../src/fleet/move.js'
 import { SchoolBusy } from '../../src/fleet/school-lock.js'
 import { createKnex } from '../../src/postgres/connection.js'
-import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { schoolRoleName, schoolRoleUrl } from '../../src/postgres/roles.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 import { assertError } from '../helpers/assertions.js'
-import { clusterPort } from '../helpers/cluster.js'
+import { privateCluster } from '../helpers/private-cluster.js'
 import { testServerUrl, withDatabase } from '../helpers/databases.js'
 import { runScript, startServerProcess } from '../helpers/run.js'
 import { waitFor } from '../helpers/timing.js'
 
-const east: EmbeddedPostgresConfig = {
-  dataDir: path.resolve(projectRoot, '.data/test-fleet-move'),
-  port: clusterPort(6),
-  password: 'postgres',
-  maxConnections: 100,
-  fsync: false
-}
-
-async function wipeEast (): Promise<void> {
-  await stopEmbeddedPostgres(east.dataDir)
-  fs.rmSync(east.dataDir, { recursive: true, force: true })
-  fs.rmSync(`${east.dataDir}.leases`, { recursive: true, force: true })
-}
-
-await wipeEast() // leftovers of an interrupted run
-t.teardown(wipeEast)
-const eastUrl = (await attachEmbeddedPostgres(east, { holder: 'fleet-move-test', log: () => {} })).url
+const eastUrl = await privateCluster(t, 'test-fleet-move', 6)
 const suiteUrl = await testServerUrl()
 const SERVERS = { default: suiteUrl, east: eastUrl }
 const TENANT_SERVERS = `default=${suiteUrl},east=${eastUrl}`

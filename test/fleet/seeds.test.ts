@@ -3,12 +3,11 @@
 import t from 'tap'
 import type { Knex } from 'knex'
 import { currentAndNextMonday } from '../../database/seeds/20261130000000_current_and_next_week.js'
-import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
 import { fleetStatus } from '../../src/fleet/fleet-status.js'
 import { hasFailures, migrateSchools, type MigrateOptions } from '../../src/fleet/migrate-schools.js'
 import { SeedSource } from '../../src/fleet/seeds.js'
 import { schoolRoleName } from '../../src/postgres/roles.js'
-import { testDatabases, withDatabase, type TestDatabases } from '../helpers/databases.js'
+import { testCatalog, testDatabases, withDatabase, type TestDatabases } from '../helpers/databases.js'
 import { runScript } from '../helpers/run.js'
 
 const APP_SEED = '20261130000000_current_and_next_week'
@@ -31,11 +30,7 @@ async function seedState (catalog: Knex, slug: string): Promise<{ seeding: strin
 }
 
 t.test("the app's seed: a new school starts with this week and the next, five days each, unpublished, as its own role", async (t) => {
-  const dbs = await testDatabases(t, 'sd')
-  await prepareCatalog(dbs.catalogUrl)
-  const catalog = openCatalog(dbs.catalogUrl, 1)
-  t.teardown(async () => { await catalog.destroy() })
-  await catalog('schools').insert(['fresh', 'library'].map((slug) => ({ slug, name: slug, database_name: dbs.databaseName(slug) })))
+  const { dbs, catalog } = await testCatalog(t, 'sd', ['fresh', 'library'])
 
   const first = await migrateSchools(dbs.topology, { concurrency: 1, only: ['fresh'], seeding: 'run', useTemplate: false })
   t.equal(hasFailures(first), false, JSON.stringify(first.schools))
@@ -61,10 +56,7 @@ t.test("the app's seed: a new school starts with this week and the next, five da
 })
 
 t.test('a failing seed is reported like a failed migration, stops no other school, and the next run retries it; no seed runs twice', async (t) => {
-  const dbs = await testDatabases(t, 'sdfail')
-  await prepareCatalog(dbs.catalogUrl)
-  const catalog = openCatalog(dbs.catalogUrl, 1)
-  t.teardown(async () => { await catalog.destroy() })
+  const { dbs, catalog } = await testCatalog(t, 'sdfail', ['s1', 's2'])
   const dir = t.testdir({
     'a_first.js': `export default async function ({ school, db }) {
   await db('lunch_week').insert({ week_of: '2027-03-01' })
@@ -86,7 +78,6 @@ t.test('a failing seed is reported like a failed migration, stops no other schoo
   const run = async (options: Partial<MigrateOptions> = {}): ReturnType<typeof migrateSchools> =>
     await migrateSchools(dbs.topology, { concurrency: 2, seeding: 'run', seeds, useTemplate: false, ...options })
   const weeks = async (slug: string): Promise<string[]> => (await weeksOf(dbs, slug)).map((w) => w.week_of)
-  await catalog('schools').insert(['s1', 's2'].map((slug) => ({ slug, name: slug, database_name: dbs.databaseName(slug) })))
 
   Object.assign(globalThis, { failSeedsFor: ['s1'] })
   const first = await run()
