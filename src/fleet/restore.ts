@@ -96,7 +96,8 @@ class SchoolRestore {
     }
     const server = options.server ?? existing?.server ?? placeSchool(Object.keys(this.where.servers), await schools.countByServer())
     const databaseName = await this.pickDatabaseName(existing)
-    const serverUrl = this.where.servers[server] as string
+    const serverUrl = this.where.servers[server]
+    if (serverUrl === undefined) throw new SchoolAdminError(`Server "${server}" is not configured; choose one with --server`)
     const saved = existing === null ? null : await this.freezeAndSave(existing)
     const role = schoolRoleName(databaseName)
     this.admin = createKnex(databaseUrl(serverUrl, 'postgres'), { max: 1, applicationName: APPLICATION })
