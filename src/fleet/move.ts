@@ -37,8 +37,8 @@ export interface MoveOptions {
   roleSecret: string
   /** Clone the target's template when it stands where the source does (default true). */
   useTemplate?: boolean
-  /** How long the freeze waits for writes in flight. */
-  drainTimeoutMs?: number
+  /** How long the freeze may wait for the school's sessions to end. */
+  freezeTimeoutMs?: number
   migrations?: DirectoryMigrationSource
   /**
    * Called once in each step, at the point where a pause or a failure tells
@@ -64,7 +64,7 @@ export interface MoveReport {
   /** How the target database was made. */
   target: 'cloned' | 'created'
   tables: TableMoved[]
-  /** From the REVOKE of the school's writes to the catalog's switch. */
+  /** From the freeze of the school's writes to the catalog's switch. */
   freezeMs: number
   totalMs: number
   /** What became of the source database and role once the school was switched. */
@@ -84,8 +84,8 @@ class SwitchUnknown extends SchoolAdminError {
   override name = 'SwitchUnknown'
   constructor (slug: string, to: string, cause: unknown) {
     super(`Move failed at the switch step, and whether the catalog changed is unknown (${databaseMessage(cause)}). Nothing was undone: ` +
-      `if npm run schools -- list shows ${slug} on ${to}, drop the source database by hand; otherwise drop the target's and run ` +
-      `npm run migrate -- --school ${slug} --verify to allow its writes again.`)
+      `if npm run schools -- list shows ${slug} on ${to}, drop the source database by hand; otherwise drop the target's, ` +
+      `reset the source's default_transaction_read_only and run npm run migrate -- --school ${slug} --verify to allow its writes again.`)
   }
 }
 
@@ -222,7 +222,7 @@ class SchoolMove {
     const lock = this.lock as pg.Client
     const tables = await listAppTables(lock)
     this.frozenAt = performance.now()
-    await freezeWrites(lock, this.role, tables, this.options.drainTimeoutMs)
+    await freezeWrites(lock, this.role, this.options.freezeTimeoutMs)
     const read = this.read = await openCopyClient(sourceUrl, school.databaseName, APPLICATION)
     const write = this.write = await openCopyClient(targetUrl, school.databaseName, APPLICATION)
     await read.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
@@ -286,8 +286,9 @@ class SchoolMove {
         await thawWrites(this.lock as pg.Client, this.role)
         undone.push(`School "${this.route.school.slug}" is served from server "${this.route.school.server}" and writable again; nothing was lost.`)
       } catch (thawError) {
-        undone.push(`Writes could NOT be allowed again on the source (${databaseMessage(thawError)}); ` +
-          `npm run migrate -- --school ${this.route.school.slug} --verify grants them back.`)
+        undone.push(`Writes could NOT be allowed again on the source (${databaseMessage(thawError)}): ` +
+          `ALTER DATABASE "${this.route.school.databaseName}" RESET default_transaction_read_only, then ` +
+          `npm run migrate -- --school ${this.route.school.slug} --verify to grant them back.`)
       }
     } else {
       undone.push(`School "${this.route.school.slug}" is still served from server "${this.route.school.server}"; its writes were never stopped.`)

@@ -146,7 +146,7 @@ class SchoolRestore {
     const serverUrl = resolveSchoolServer(existing, this.where.servers)
     this.frozen = await openCopyClient(serverUrl, existing.databaseName, APPLICATION)
     await holdMigrationLock(this.frozen, existing.slug)
-    await freezeWrites(this.frozen, schoolRoleName(existing.databaseName), await listAppTables(this.frozen))
+    await freezeWrites(this.frozen, schoolRoleName(existing.databaseName))
     try {
       const saved = await backupSchool(this.where, { slug: existing.slug, directory: path.dirname(path.resolve(this.options.file)), now: this.options.now })
       return saved.file

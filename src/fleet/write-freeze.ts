@@ -1,44 +1,62 @@
 import type pg from 'pg'
 import { quoteIdentifier } from '../postgres/names.js'
 import { tableAccessSql } from '../postgres/roles.js'
-import type { AppTable } from './table-copy.js'
 
 /*
- * A school's writes are frozen in PostgreSQL itself by taking its role's
- * write privileges away, not by a flag the API would have to honour: every
- * API process, task script or stray client logged in as the role is held
- * to it, and the role (which owns nothing) cannot give them back to itself.
- * Reads go on untouched, on the connections already open; nobody's session
- * is ended. A write then fails with insufficient_privilege, which the API
- * answers with 503 SCHOOL_MOVING.
+ * A school's writes are frozen in PostgreSQL itself, for every client of
+ * its role (each API process, task scripts, a stray psql), not by a flag
+ * the API would have to honour:
  *
- * A write already under way checked its privileges before the REVOKE, so
- * the freeze then waits for it: a SHARE lock on every table is granted only
- * once no transaction holds a write lock on one, and every later write
- * reads the new privileges when it takes its own lock.
+ * 1. `ALTER DATABASE … SET default_transaction_read_only = on`: every new
+ *    session of the database is read-only. A write fails with
+ *    read_only_sql_transaction (25006), an error nothing else in the service
+ *    produces, which the API answers with 503 SCHOOL_MOVING.
+ * 2. The role's write grants are revoked: a client that turns read-only
+ *    off in its own session still cannot write (the role owns nothing, so
+ *    it cannot grant itself anything back).
+ * 3. The role's sessions opened before are ended, and waited for: their
+ *    transactions in flight roll back (their clients are told), and the
+ *    pools reconnect into read-only sessions. Reads work again at once.
+ *
+ * `client` is an admin connection to the school's database, opened before
+ * the freeze (so not read-only itself).
  */
 
-/** How long the freeze waits for writes in flight before giving up (the move then fails, nothing lost). */
-export const DRAIN_TIMEOUT_MS = 10_000
+/** How long ending the role's sessions may take before the freeze fails (and is undone). */
+export const END_SESSIONS_TIMEOUT_MS = 10_000
 
-/** `client` is an admin connection to the school's database. */
-export async function freezeWrites (client: pg.Client, role: string, tables: readonly AppTable[], drainTimeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
+export async function freezeWrites (client: pg.Client, role: string, timeoutMs = END_SESSIONS_TIMEOUT_MS): Promise<void> {
   const grantee = quoteIdentifier(role)
-  await client.query(`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM ${grantee}`)
-  await client.query(`REVOKE USAGE ON ALL SEQUENCES IN SCHEMA public FROM ${grantee}`)
-  if (tables.length === 0) return
-  await client.query('BEGIN')
-  try {
-    await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(drainTimeoutMs))}`)
-    await client.query(`LOCK TABLE ${tables.map((t) => `public.${quoteIdentifier(t.name)}`).join(', ')} IN SHARE MODE`)
-    await client.query('COMMIT')
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  }
+  await client.query('ALTER DATABASE ' + quoteIdentifier(await currentDatabase(client)) + ' SET default_transaction_read_only = on')
+  await client.query(`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM ${grantee}; ` +
+    `REVOKE USAGE ON ALL SEQUENCES IN SCHEMA public FROM ${grantee}`)
+  await endSessions(client, role, timeoutMs)
 }
 
-/** The role's row access as migrate grants it, writes included. */
-export async function thawWrites (client: pg.Client, role: string): Promise<void> {
-  for (const statement of tableAccessSql(role)) await client.query(statement)
+/**
+ * Writes allowed again: the default and the grants as migrate leaves them,
+ * and the role's sessions ended once more, since those opened during the
+ * freeze stay read-only for as long as they last.
+ */
+export async function thawWrites (client: pg.Client, role: string, timeoutMs = END_SESSIONS_TIMEOUT_MS): Promise<void> {
+  await client.query('ALTER DATABASE ' + quoteIdentifier(await currentDatabase(client)) + ' RESET default_transaction_read_only')
+  await client.query(tableAccessSql(role).join(';\n'))
+  await endSessions(client, role, timeoutMs)
+}
+
+async function currentDatabase (client: pg.Client): Promise<string> {
+  return (await client.query<{ name: string }>('SELECT current_database() AS name')).rows[0]?.name ?? ''
+}
+
+/** Ends every session of `role` on this database that began before now, and waits until they are gone. */
+async function endSessions (client: pg.Client, role: string, timeoutMs: number): Promise<void> {
+  const { rows } = await client.query<{ pid: number }>(`
+    SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = $1 AND backend_start < statement_timestamp()`, [role])
+  const pids = rows.map((row) => row.pid)
+  if (pids.length === 0) return
+  // Waits for each to exit; one that already has, or does not in time, is counted below.
+  await client.query('SELECT pg_terminate_backend(pid, $2) FROM unnest($1::int[]) AS pid', [pids, Math.max(1, Math.round(timeoutMs))])
+  // A statement of its own: pg_stat_activity holds still within a transaction.
+  const left = (await client.query<{ left: number }>('SELECT count(*)::int AS left FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids])).rows[0]?.left ?? 0
+  if (left > 0) throw new Error(`${left} session(s) of role ${role} did not end within ${timeoutMs} ms`)
 }

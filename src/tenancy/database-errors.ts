@@ -46,12 +46,12 @@ export function classifyDatabaseError (error: unknown): DatabaseFailure | null {
 }
 
 /**
- * A statement of a request was refused its privileges. The school's role
- * holds row access on every app table from migrate on, and only a move (or
- * a restore replacing the school) takes its writes away for a while.
+ * A write in a read-only transaction: the school's database is read-only
+ * by default only while a move (or a restore replacing it) freezes its
+ * writes; the service itself never opens a read-only transaction.
  */
 export function isWriteRefused (error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === '42501' // insufficient_privilege
+  return (error as { code?: unknown } | null)?.code === '25006' // read_only_sql_transaction
 }
 
 /** The server refused the school role's login (no such role, or another password). */

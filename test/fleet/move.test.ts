@@ -198,7 +198,11 @@ t.test('the command line: refusals in one line, a suspended school moved with --
   const asRole = createKnex(schoolRoleUrl(suiteUrl, deltaDb, app.dbs.config().tenantRoleSecret), { max: 1 })
   t.teardown(async () => { await asRole.destroy() })
   t.equal((await asRole('lunch_week').count({ n: '*' }).first())?.n, '2', 'the kept copy can be read')
-  await t.rejects(asRole('lunch_week').insert({ week_of: '2027-01-04' }), { code: '42501' }, 'but not written: its writes stay frozen')
+  await t.rejects(asRole('lunch_week').insert({ week_of: '2027-01-04' }), { code: '25006' }, 'but not written: its sessions are read-only')
+  await t.rejects(asRole.transaction(async (trx) => {
+    await trx.raw('SET TRANSACTION READ WRITE')
+    await trx('lunch_week').insert({ week_of: '2027-01-04' })
+  }), { code: '42501' }, 'and a session that turns read-only off still lacks the grants')
 })
 
 t.test("the move holds the school's migration lock: a second move is refused, a migrate waits", async (t) => {
