@@ -16,7 +16,8 @@ import { inspectTemplate, TEMPLATE_DATABASE } from './template.js'
  * A database without it is never dropped in its place.
  */
 
-const BUILDING_MARK = 'school-lunch: being built for a school (move or restore); not in service yet'
+/** The comment on a database being built; exported for tests that leave one behind as a dead run would. */
+export const BUILDING_MARK = 'school-lunch: being built for a school (move or restore); not in service yet'
 
 /**
  * `history` must be where this code's migrations once stood: the same names

@@ -6,6 +6,7 @@ import type { Knex } from 'knex'
 import { openCatalog } from '../../src/catalog/catalog.js'
 import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { moveSchool, MoveFailed, type MoveOptions, type MoveStep } from '../../src/fleet/move.js'
+import { BUILDING_MARK } from '../../src/fleet/school-database.js'
 import { SchoolBusy } from '../../src/fleet/school-lock.js'
 import { createKnex } from '../../src/postgres/connection.js'
 import { schoolRoleName, schoolRoleUrl } from '../../src/postgres/roles.js'
@@ -145,6 +146,26 @@ t.test('a failure at each step leaves the school on its server, writable, with n
   t.same(report.tables.map((m) => m.rows), [weeks, weeks * 5], 'a re-run moves every row, the ones written between the attempts too')
   await waitFor('gamma served from east', 10_000, async () => (await app.app.inject({ url: '/api/lunch-weeks', headers: app.auth('gamma') })).statusCode === 200)
   t.same(await snapshot(app, 'gamma'), before, 'the same rows, from east')
+})
+
+t.test('a re-run after a move that died drops what it left on the target; a database no move made is never dropped', async (t) => {
+  const app = await testApp(t, 'mvleft', { schools: ['theta', 'iota'], env: { TENANT_SERVERS } })
+  await fillSchool(app, 'theta', ['2026-11-23'])
+  const where = { catalogUrl: app.dbs.catalogUrl, servers: SERVERS }
+  // What a move killed half-way leaves on the target: a database still labelled as being built.
+  await eastAdmin.raw('CREATE DATABASE mvleft_theta')
+  await eastAdmin.raw(`COMMENT ON DATABASE mvleft_theta IS '${BUILDING_MARK}'`)
+  const report = await moveSchool(where, options(app, 'theta'))
+  t.same(report.tables.map((m) => m.rows), [1, 5], 'the re-run moves the school')
+
+  await eastAdmin.raw('CREATE DATABASE mvleft_iota')
+  await t.rejects(moveSchool(where, options(app, 'iota')),
+    { message: 'The server already has a database "mvleft_iota", not made by a move or a restore; drop or rename it first if it is not needed' },
+    'a database of that name that no move made is a refusal')
+  t.equal(await hasDatabase(eastAdmin, 'mvleft_iota'), true, 'and is left alone')
+  t.equal(await serverOf(app, 'iota'), 'default')
+  const written = await app.app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: app.auth('iota'), payload: { weekOf: '2026-11-23' } })
+  t.equal(written.statusCode, 201, 'iota was never frozen')
 })
 
 t.test('the command line: refusals in one line, a suspended school moved with --keep-source', async (t) => {
