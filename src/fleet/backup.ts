@@ -67,10 +67,11 @@ async function writeBackup (school: School, serverUrl: string, { file, now, seed
   let failure: Error | null = null
   out.on('error', (error) => { failure = error })
   try {
+    const locked = await listAppTables(client)
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-    // Before the snapshot's first read: no migration may change a table under the backup.
+    // LOCK takes no snapshot: the snapshot comes after it, and no migration can change a table under the backup.
+    if (locked.length > 0) await client.query(`LOCK TABLE ${locked.map((t) => `public.${quoteIdentifier(t.name)}`).join(', ')} IN ACCESS SHARE MODE`)
     const tables = await listAppTables(client)
-    if (tables.length > 0) await client.query(`LOCK TABLE ${tables.map((t) => `public.${quoteIdentifier(t.name)}`).join(', ')} IN ACCESS SHARE MODE`)
     const sums = await tableSums(client, tables)
     const manifest: BackupManifest = {
       format: BACKUP_FORMAT,
