@@ -315,8 +315,8 @@ class SchoolMove {
       await lock.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()').catch(() => {})
       return { kept: true }
     }
-    await lock.end().catch(() => {})
-    this.lock = null
+    // Dropped while the lock is still held: FORCE ends the lock's session and a migrate waiting for it
+    // together, so that migrate fails for this school instead of running on a copy nobody uses.
     const admin = createKnex(databaseUrl(sourceUrl, 'postgres'), { max: 1, applicationName: APPLICATION })
     try {
       await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(school.databaseName)} WITH (FORCE)`)

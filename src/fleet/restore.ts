@@ -198,8 +198,7 @@ class SchoolRestore {
 
   /** The replaced database and its role, once the catalog no longer names them; an error is reported, not thrown. */
   private async dropReplaced (existing: School): Promise<string | null> {
-    await this.frozen?.end().catch(() => {})
-    this.frozen = null
+    // With the migration lock still held, as a move drops its source (see move.ts).
     const admin = createKnex(databaseUrl(resolveSchoolServer(existing, this.where.servers), 'postgres'), { max: 1, applicationName: APPLICATION })
     try {
       await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(existing.databaseName)} WITH (FORCE)`)
