@@ -1,9 +1,10 @@
 /*
  * npm run migrate [-- --school <slug>]... [--concurrency N] [--dry-run]
- *                 [--failed] [--rollback] [--no-template] [--status]
+ *                 [--failed] [--rollback] [--no-template] [--no-seed] [--status]
  *
  * Migrates the catalog, then creates every missing school database (cloned
- * from its server's template) and brings each to the latest app migration.
+ * from its server's template) and brings each to the latest app migration;
+ * a school provisioned for the first time then gets its seeds.
  * Exit code 0 only when every school succeeded.
  */
 import { parseCommandLine, UsageError, wholeNumberOption } from '../src/cli/command-line.js'
@@ -27,6 +28,7 @@ const USAGE = `Usage: npm run migrate -- [options]
   --rollback          undo the last batch of app migrations (all schools, or --school)
   --no-template       create new databases the plain way, not cloned from the template
   --verify            look inside every school database, even those the catalog records as current
+  --no-seed           schools provisioned by this run get no seeds (database/seeds/), now or later
   --status            print every school's recorded migration state; migrate nothing
   --help              this text`
 
@@ -39,6 +41,7 @@ interface CommandLine {
   useTemplate: boolean
   verify: boolean
   status: boolean
+  seed: boolean
 }
 
 function parseMigrateCommandLine (config: { migrateConcurrency: number }): CommandLine {
@@ -52,7 +55,8 @@ function parseMigrateCommandLine (config: { migrateConcurrency: number }): Comma
       rollback: { type: 'boolean', default: false },
       'no-template': { type: 'boolean', default: false },
       verify: { type: 'boolean', default: false },
-      status: { type: 'boolean', default: false }
+      status: { type: 'boolean', default: false },
+      'no-seed': { type: 'boolean', default: false }
     }
   })
   if (values.rollback && values.failed) throw new UsageError('--rollback and --failed do not go together', USAGE)
@@ -64,7 +68,8 @@ function parseMigrateCommandLine (config: { migrateConcurrency: number }): Comma
     rollback: values.rollback,
     useTemplate: !values['no-template'],
     verify: values.verify,
-    status: values.status
+    status: values.status,
+    seed: !values['no-seed']
   }
 }
 
@@ -90,13 +95,17 @@ function printReport (report: MigrateReport): void {
       s.error !== null ? '-' : s.migrations.length === 0 ? (report.rollback ? 'none' : 'up to date') : `${s.migrations.length} ${report.dryRun ? 'pending' : report.rollback ? 'rolled back' : 'applied'}`,
       s.error === null ? 'ok' : `FAILED: ${s.error}`,
       // The dry run shows the plan a real run would carry out.
-      ...(report.dryRun ? [`${s.action}: ${s.reason}`] : [])
+      ...(report.dryRun ? [`${s.action}: ${s.reason}${s.seeds.length === 0 ? '' : `; then seeds ${s.seeds.join(', ')}`}`] : [])
     ])
     const headings = ['school', 'server', 'database', 'database state', 'role', 'migrations', 'result', ...(report.dryRun ? ['plan'] : [])]
     out.push('', formatTable(headings, rows))
   }
 
   for (const slug of report.unknownSlugs) out.push(`Unknown school: ${slug} (not in the catalog)`)
+  const seeded = report.schools.filter((s) => s.seeds.length > 0)
+  if (!report.dryRun && seeded.length > 0) {
+    out.push('', `Seeds ran for ${seeded.length} new school(s): ${[...new Set(seeded.flatMap((s) => s.seeds))].join(', ')}.`)
+  }
 
   const count = (f: (s: MigrateReport['schools'][number]) => boolean): number => report.schools.filter(f).length
   const failed = count((s) => s.error !== null)
@@ -149,6 +158,7 @@ await runProgram(async (program) => {
     rollback: options.rollback,
     useTemplate: options.useTemplate,
     verify: options.verify,
+    seeding: options.seed ? 'run' : 'skip',
     roleSecret: config.tenantRoleSecret,
     createStrategy: config.createDatabaseStrategy,
     onProgress: progress.update

@@ -1,8 +1,8 @@
 /*
  * npm run schools -- <command> [options]
  *
- * One school at a time (add, suspend, resume, drop), the fleet at a glance
- * (list), and a task script run on every school (exec). Exit codes: 0 done,
+ * One school at a time (add, suspend, resume, drop, move, backup, restore),
+ * the fleet at a glance (list), and a task script run on every school (exec). Exit codes: 0 done,
  * 1 failed (or refused), 2 bad command line.
  */
 import type { MigrationState, SchoolStatus } from '../src/catalog/schools.js'
@@ -13,6 +13,8 @@ import { fleetStatus, formatFleetStatus } from '../src/fleet/fleet-status.js'
 import { SchoolAdminError, setSchoolStatus } from '../src/fleet/school-admin.js'
 import { databaseOf } from '../src/postgres/connection.js'
 import { add, drop, errorText, exec, withCatalog, type Context } from './schools/commands.js'
+import { backup, restore } from './schools/backup-commands.js'
+import { move } from './schools/move-command.js'
 import { COMMAND_NAMES, COMMAND_USAGE, USAGE, type CommandName } from './schools/usage.js'
 
 /** A parsed command, ready to run once the databases are reached; resolves to the exit code. */
@@ -26,20 +28,29 @@ const OPTIONS = {
   name: { type: 'string' },
   database: { type: 'string' },
   'no-migrate': { type: 'boolean' },
+  'no-seed': { type: 'boolean' },
   yes: { type: 'boolean' },
   school: { type: 'string', multiple: true },
   concurrency: { type: 'string' },
-  'include-suspended': { type: 'boolean' }
+  'include-suspended': { type: 'boolean' },
+  to: { type: 'string' },
+  'keep-source': { type: 'boolean' },
+  out: { type: 'string' },
+  as: { type: 'string' },
+  replace: { type: 'boolean' }
 } as const
 type Values = ParsedCommandLine<typeof OPTIONS, true>['values']
 
 const ALLOWED: Record<CommandName, Array<keyof typeof OPTIONS>> = {
   list: ['status', 'server', 'state'],
-  add: ['name', 'server', 'database', 'no-migrate'],
+  add: ['name', 'server', 'database', 'no-migrate', 'no-seed'],
   suspend: [],
   resume: [],
   drop: ['yes'],
-  exec: ['school', 'concurrency', 'include-suspended']
+  exec: ['school', 'concurrency', 'include-suspended'],
+  move: ['to', 'keep-source'],
+  backup: ['out'],
+  restore: ['as', 'server', 'name', 'database', 'replace']
 }
 
 function parseCommand (name: CommandName, args: string[], config: Config): Run {
@@ -50,7 +61,7 @@ function parseCommand (name: CommandName, args: string[], config: Config): Run {
   }
   const expected = name === 'list' ? 0 : 1
   if (positionals.length !== expected) {
-    const what = name === 'exec' ? 'one task script' : expected === 0 ? 'no arguments' : 'one school slug'
+    const what = name === 'exec' ? 'one task script' : name === 'restore' ? 'one backup file' : expected === 0 ? 'no arguments' : 'one school slug'
     throw new UsageError(`${name} takes ${what} (got ${positionals.length === 0 ? 'none' : positionals.join(' ')})`, usage)
   }
   return commandRun(name, values, positionals[0] ?? '', config)
@@ -73,7 +84,7 @@ function commandRun (name: CommandName, values: Values, target: string, config: 
     case 'add': {
       if (values.name === undefined) throw new UsageError('add needs --name "<the school\'s name>"', usage)
       const input = { slug: target, name: values.name, server: values.server, databaseName: values.database }
-      return async (context) => await add(context, input, values['no-migrate'] !== true)
+      return async (context) => await add(context, input, values['no-migrate'] !== true, values['no-seed'] !== true)
     }
     case 'suspend':
     case 'resume':
@@ -84,6 +95,19 @@ function commandRun (name: CommandName, values: Values, target: string, config: 
       const concurrency = wholeNumberOption(values.concurrency, 'concurrency', { min: 1, max: 256, fallback: config.migrateConcurrency }, usage)
       const options = { concurrency, only: values.school, includeSuspended: values['include-suspended'] === true }
       return async (context) => await exec(context, target, options)
+    }
+    case 'move': {
+      const to = values.to
+      if (to === undefined) throw new UsageError('move needs --to <server>', usage)
+      return async (context) => await move(context, target, to, values['keep-source'] === true)
+    }
+    case 'backup':
+      return async (context) => await backup(context, target, values.out)
+    case 'restore': {
+      const as = values.as
+      if (as === undefined) throw new UsageError('restore needs --as <slug>: the school it becomes', usage)
+      const input = { file: target, as, server: values.server, name: values.name, databaseName: values.database, replace: values.replace === true }
+      return async (context) => await restore(context, input)
     }
   }
 }

@@ -31,6 +31,7 @@ export const SchoolDatabaseMissing = createError('SCHOOL_DATABASE_MISSING', 'The
 export const SchoolNotMigrated = createError('SCHOOL_NOT_MIGRATED', 'The database of school "%s" is not migrated yet; run npm run migrate', 503)
 export const SchoolDatabaseUnavailable = createError('SCHOOL_DATABASE_UNAVAILABLE', 'The database of school "%s" cannot be reached right now', 503)
 export const SchoolDatabaseBusy = createError('SCHOOL_DATABASE_BUSY', 'The database of school "%s" is too busy right now', 503)
+export const SchoolMoving = createError('SCHOOL_MOVING', 'School "%s" is moving to another server; reads work, writes are refused until it is done', 503)
 
 // Catalog and readiness (503)
 export const CatalogUnavailable = createError('CATALOG_UNAVAILABLE', 'The school catalog is unreachable; try again shortly', 503)

@@ -28,7 +28,7 @@ export async function withCatalog<T> (topology: Topology, fn: (catalog: Knex) =>
   }
 }
 
-export async function add ({ config, topology }: Context, input: { slug: string, name: string, server?: string, databaseName?: string }, migrate: boolean): Promise<number> {
+export async function add ({ config, topology }: Context, input: { slug: string, name: string, server?: string, databaseName?: string }, migrate: boolean, seed: boolean): Promise<number> {
   const servers = Object.keys(topology.servers)
   try {
     // Before anything is created: a bad name or server is a bad command line.
@@ -45,7 +45,7 @@ export async function add ({ config, topology }: Context, input: { slug: string,
     process.stdout.write(`Not provisioned (--no-migrate): npm run migrate -- --school ${school.slug} creates its database and role.\n`)
     return 0
   }
-  const report = await migrateSchools(topology, { concurrency: 1, only: [school.slug], roleSecret: config.tenantRoleSecret })
+  const report = await migrateSchools(topology, { concurrency: 1, only: [school.slug], roleSecret: config.tenantRoleSecret, seeding: seed ? 'run' : 'skip' })
   const outcome = report.schools[0]
   if (outcome === undefined) throw new SchoolAdminError(`School "${school.slug}" left the catalog before it could be provisioned`)
   if (outcome.error !== null) {
@@ -56,7 +56,8 @@ export async function add ({ config, topology }: Context, input: { slug: string,
   const database = outcome.database === 'cloned' ? 'created from the template' : outcome.database
   // A clone of the template comes with every migration already applied.
   const migrations = outcome.migrations.length === 0 ? 'already at the latest migration' : `${outcome.migrations.length} migration(s) applied`
-  process.stdout.write(`Provisioned: database ${database}, role ${outcome.role}, ${migrations}.\n`)
+  const seeds = !seed ? 'no seeds (--no-seed)' : outcome.seeds.length === 0 ? 'no seeds to run' : `seeds run: ${outcome.seeds.join(', ')}`
+  process.stdout.write(`Provisioned: database ${database}, role ${outcome.role}, ${migrations}, ${seeds}.\n`)
   return 0
 }
 

@@ -40,12 +40,16 @@ function toSchool (row: SchoolRow): School {
 /** Where a school's database stands, as the last migrate run recorded it. */
 export type MigrationState = 'current' | 'behind' | 'failed' | 'never'
 
+/** A school's seeds: still to run, run, turned off; null when provisioned before seeds existed. */
+export type SeedingState = 'pending' | 'done' | 'skipped'
+
 export interface SchoolWithStatus extends School {
   /** The latest app migration applied, as recorded by migrate. */
   migration: string | null
   migratedAt: Date | null
   lastError: string | null
   lastRunAt: Date | null
+  seeding: SeedingState | null
 }
 
 /** The state of a school relative to `latest`, the newest app migration. */
@@ -68,16 +72,19 @@ export function schoolsRepository (catalog: Knex) {
     async listWithStatus ({ slugs }: { slugs?: string[] } = {}): Promise<SchoolWithStatus[]> {
       const query = catalog('schools as s')
         .leftJoin('school_migration_status as m', 'm.school_id', 's.id')
-        .select(...COLUMNS.map((c) => `s.${c}`), 'm.migration', 'm.migrated_at', 'm.last_error', 'm.last_run_at')
+        .select(...COLUMNS.map((c) => `s.${c}`), 'm.migration', 'm.migrated_at', 'm.last_error', 'm.last_run_at', 'm.seeding')
         .orderBy('s.slug')
       if (slugs !== undefined) void query.whereIn('s.slug', slugs)
-      const rows = await query as Array<SchoolRow & { migration: string | null, migrated_at: Date | null, last_error: string | null, last_run_at: Date | null }>
+      const rows = await query as Array<SchoolRow & {
+        migration: string | null, migrated_at: Date | null, last_error: string | null, last_run_at: Date | null, seeding: SeedingState | null
+      }>
       return rows.map((row) => ({
         ...toSchool(row),
         migration: row.migration,
         migratedAt: row.migrated_at,
         lastError: row.last_error,
-        lastRunAt: row.last_run_at
+        lastRunAt: row.last_run_at,
+        seeding: row.seeding
       }))
     },
 
@@ -131,6 +138,25 @@ export function schoolsRepository (catalog: Knex) {
       const query = catalog<SchoolRow>('schools').select(...COLUMNS).where({ slug }).first()
       const row = await (timeoutMs === undefined ? query : query.timeout(timeoutMs, { cancel: true }))
       return row === undefined ? null : toSchool(row)
+    }
+  }
+}
+
+/** Which seeds ran for each school, and whether its seeds are still to run (beside the migration status). */
+export function seedsRepository (catalog: Knex) {
+  return {
+    async setSeeding (schoolId: number, seeding: SeedingState): Promise<void> {
+      await catalog('school_migration_status').insert({ school_id: schoolId, seeding }).onConflict('school_id').merge(['seeding'])
+    },
+
+    /** The seeds recorded as run for a school, by name. */
+    async seedsRun (schoolId: number): Promise<string[]> {
+      return await catalog('school_seeds').where({ school_id: schoolId }).orderBy('seed').pluck('seed') as string[]
+    },
+
+    /** Records seeds as run; one already recorded fails with a unique violation (23505). */
+    async recordSeeds (schoolId: number, seeds: readonly string[]): Promise<void> {
+      if (seeds.length > 0) await catalog('school_seeds').insert(seeds.map((seed) => ({ school_id: schoolId, seed })))
     }
   }
 }

@@ -42,11 +42,12 @@ export function formatFleetStatus (fleet: FleetStatus): string {
     s.state,
     s.migration ?? '-',
     s.migratedAt === null ? '-' : s.migratedAt.toISOString().replace(/\.\d+Z$/, 'Z'),
+    s.seeding ?? '-',
     s.lastError === null ? '' : s.lastError.slice(0, 80)
   ])
   const counts = Object.entries(fleet.counts).map(([state, n]) => `${n} ${state}`).join(', ')
   return [
-    formatTable(['school', 'server', 'status', 'state', 'migration', 'migrated at', 'last error'], rows),
+    formatTable(['school', 'server', 'status', 'state', 'migration', 'migrated at', 'seeds', 'last error'], rows),
     '',
     `${fleet.schools.length} school(s): ${counts}. Latest app migration: ${fleet.latestMigration ?? '(none)'}.`
   ].join('\n')

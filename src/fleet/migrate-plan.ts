@@ -11,12 +11,21 @@ import { resolveSchoolServer, ServerNotConfigured } from './school-server.js'
 
 export type PlanAction = 'refuse' | 'skip' | 'clone' | 'create' | 'migrate' | 'rollback'
 
+/**
+ * What happens to the school's seeds after the action: `start` (first
+ * provisioned: marked pending, then run), `resume` (pending from an earlier
+ * run), `skip` (first provisioned with --no-seed: marked never to run),
+ * `none`.
+ */
+export type SeedStep = 'start' | 'resume' | 'skip' | 'none'
+
 export interface SchoolPlan {
   action: PlanAction
   /** Why: shown by the dry run, and the error of a refusal. */
   reason: string
   /** A refusal is recorded in the catalog, unless the school's own names were the problem. */
   record: boolean
+  seeds: SeedStep
 }
 
 /** One server as the run found it when it started. */
@@ -38,11 +47,30 @@ export interface PlanContext {
   keyId: string
   rollback: boolean
   verify: boolean
+  /** `run` or `skip` the seeds of schools this run provisions; null: seeds are none of this run's business. */
+  seeding: 'run' | 'skip' | null
 }
 
-const plan = (action: PlanAction, reason: string, record = true): SchoolPlan => ({ action, reason, record })
+const plan = (action: PlanAction, reason: string, record = true): Omit<SchoolPlan, 'seeds'> => ({ action, reason, record })
 
 export function planSchool (school: SchoolWithStatus, context: PlanContext): SchoolPlan {
+  const decided = planAction(school, context)
+  return { ...decided, seeds: seedStep(school, decided.action, context) }
+}
+
+/**
+ * Seeds run the first time a school is provisioned, that is when its
+ * database is made, and never again; schools made before seeds existed
+ * have no seeding state and get none.
+ */
+function seedStep (school: SchoolWithStatus, action: PlanAction, context: PlanContext): SeedStep {
+  if (context.seeding === null || action === 'refuse' || action === 'rollback') return 'none'
+  if (school.seeding === 'pending') return context.seeding === 'run' ? 'resume' : 'none'
+  if (school.seeding === null && (action === 'clone' || action === 'create')) return context.seeding === 'run' ? 'start' : 'skip'
+  return 'none'
+}
+
+function planAction (school: SchoolWithStatus, context: PlanContext): Omit<SchoolPlan, 'seeds'> {
   try {
     resolveSchoolServer(school, context.servers)
   } catch (error) {

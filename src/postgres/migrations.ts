@@ -11,7 +11,8 @@ interface MigrationFile { name: string, file: string }
  * `20261123_x.js` run from a build are the same migration in the history.
  */
 export class DirectoryMigrationSource implements Knex.MigrationSource<MigrationFile> {
-  constructor (readonly directory: string) {}
+  /** `last`: the source ends with that migration, for a database brought to where another one stands. */
+  constructor (readonly directory: string, private readonly last: string | null = null) {}
 
   async getMigrations (): Promise<MigrationFile[]> {
     const byName = new Map<string, MigrationFile>()
@@ -20,7 +21,14 @@ export class DirectoryMigrationSource implements Knex.MigrationSource<MigrationF
       const name = entry.replace(/\.(ts|js|mts|mjs)$/, '')
       if (!byName.has(name)) byName.set(name, { name, file: path.join(this.directory, entry) })
     }
-    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name, 'en'))
+    const all = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name, 'en'))
+    return this.last === null ? all : all.slice(0, all.findIndex((m) => m.name === this.last) + 1)
+  }
+
+  /** The same migrations up to `last` included (none for null); `last` must be one of them. */
+  upTo (last: string | null): DirectoryMigrationSource {
+    // No migration is named '': a source with none of them.
+    return new DirectoryMigrationSource(this.directory, last ?? '')
   }
 
   getMigrationName (migration: MigrationFile): string {
@@ -59,6 +67,9 @@ const LOCK_KEY = [7_311_001, 1] as const
  * Session and transaction advisory locks on one key exclude each other.
  */
 export const MIGRATION_XACT_LOCK_SQL = `SELECT pg_advisory_xact_lock(${LOCK_KEY[0]}, ${LOCK_KEY[1]})`
+
+/** The session lock without waiting: one row, `locked`, true when this session now holds it. */
+export const MIGRATION_TRY_LOCK_SQL = `SELECT pg_try_advisory_lock(${LOCK_KEY[0]}, ${LOCK_KEY[1]}) AS locked`
 
 export async function migrateToLatest (db: Knex, source: DirectoryMigrationSource): Promise<string[]> {
   return await withMigrationLock(db, async () => await runMigrations(db, source))

@@ -48,6 +48,15 @@ export function classifyDatabaseError (error: unknown): DatabaseFailure | null {
   return null
 }
 
+/**
+ * A write in a read-only transaction: the school's database is read-only
+ * by default only while a move (or a restore replacing it) freezes its
+ * writes; the service itself never opens a read-only transaction.
+ */
+export function isWriteRefused (error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '25006' // read_only_sql_transaction
+}
+
 /** The server refused the school role's login (no such role, or another password). */
 export function isLoginRefused (error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code

@@ -3,12 +3,12 @@ import fp from 'fastify-plugin'
 import type { Knex } from 'knex'
 import type { School } from '../catalog/schools.js'
 import type { ConnectionBudgets, JwtConfig } from '../config.js'
-import { SchoolDatabaseUnavailable, SchoolNotAllowed, SchoolSuspended, SchoolUnknown } from '../errors.js'
+import { SchoolDatabaseUnavailable, SchoolMoving, SchoolNotAllowed, SchoolSuspended, SchoolUnknown } from '../errors.js'
 import { openConnection } from '../postgres/connection.js'
 import { appMigrations } from '../postgres/migrations.js'
 import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
 import { roleKeyId, schoolRoleUrl } from '../postgres/roles.js'
-import { classifyDatabaseError, databaseFailureError, isLastingFailure, isLoginRefused, SchemaBehind, type DatabaseFailure } from './database-errors.js'
+import { classifyDatabaseError, databaseFailureError, isLastingFailure, isLoginRefused, isWriteRefused, SchemaBehind, type DatabaseFailure } from './database-errors.js'
 import { listenForSchoolChanges } from './catalog-listener.js'
 import { checkBudgets, DEFAULT_BUDGET } from './connection-budget.js'
 import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
@@ -187,6 +187,7 @@ export default fp<TenancyOptions>(async (app, options) => {
   // replaces broken connections by itself.
   function translateError (error: unknown, request: FastifyRequest): Error | null {
     if (request.school === null) return null
+    if (isWriteRefused(error)) return new SchoolMoving(request.school.slug)
     const failure = classifyDatabaseError(error)
     return failure === null ? null : databaseFailureError(failure, request.school.slug)
   }

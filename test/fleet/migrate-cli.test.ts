@@ -17,7 +17,7 @@ t.test('npm run migrate: summary, exit codes, dry run and concurrent runs', asyn
   t.equal(dry.code, 0, dry.stderr)
   t.match(dry.stdout, /pinewood\s+default\s+migcli_pinewood\s+would create\s+would create\s+1 pending\s+ok/)
   t.match(dry.stdout, /Dry run, nothing changed: 2 school\(s\), 2 database\(s\) to create/)
-  t.match(dry.stdout, /pinewood .+ok\s+clone: no database yet; cloned from the template$/m, 'the dry run prints the plan')
+  t.match(dry.stdout, /pinewood .+ok\s+clone: no database yet; cloned from the template; then seeds 20261130000000_current_and_next_week$/m, 'the dry run prints the plan')
   t.equal((await listDatabases(dbs.admin)).has(dbs.databaseName('pinewood')), false)
 
   // Two operators start migrate at the same moment.

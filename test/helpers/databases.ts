@@ -1,5 +1,6 @@
 import type { Test } from 'tap'
 import type { Knex } from 'knex'
+import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { dropPrefixedDatabases } from '../../src/postgres/admin.js'
 import { attachEmbeddedPostgres } from '../../src/postgres/embedded.js'
@@ -66,4 +67,14 @@ export async function withDatabase<T> (serverUrl: string, database: string, fn: 
   } finally {
     await db.destroy()
   }
+}
+
+/** A namespace of databases whose catalog is ready and lists `slugs` (named by slug, not migrated), with a connection to it. */
+export async function testCatalog (t: Test, prefix: string, slugs: string[]): Promise<{ dbs: TestDatabases, catalog: Knex }> {
+  const dbs = await testDatabases(t, prefix)
+  await prepareCatalog(dbs.catalogUrl)
+  const catalog = openCatalog(dbs.catalogUrl, 1)
+  t.teardown(async () => { await catalog.destroy() })
+  if (slugs.length > 0) await catalog('schools').insert(slugs.map((slug) => ({ slug, name: slug, database_name: dbs.databaseName(slug) })))
+  return { dbs, catalog }
 }
