@@ -48,89 +48,110 @@ const MAX_KID_LENGTH = 256
  * fetch under way. A failed fetch keeps the keys already cached.
  */
 export function createRemoteKeys (options: RemoteKeysOptions): RemoteKeys {
-  const now = options.now ?? Date.now
-  const closing = new AbortController()
-  let table: KeyTable | null = null
-  let loadedAt = 0
-  let attemptedAt: number | null = null
-  let lastFailed = false
-  let pending: Promise<void> | null = null
-  const stats = { fetches: 0, failures: 0, lookups: 0 }
+  const keys = new RemoteKeySet(options)
+  return {
+    keyFor: async (header) => await keys.keyFor(header),
+    cachedKey: (header) => keys.cachedKey(header),
+    refresh: async () => { await keys.refresh() },
+    isFresh: () => keys.isFresh(),
+    stats: () => keys.stats(),
+    close: () => { keys.close() }
+  }
+}
 
-  const mayFetch = (): boolean => attemptedAt === null || now() - attemptedAt >= options.cooldownMs
-  const fresh = (): boolean => table !== null && now() - loadedAt < options.cacheMaxAgeMs
+class RemoteKeySet {
+  private readonly now: () => number
+  private readonly closing = new AbortController()
+  private table: KeyTable | null = null
+  private loadedAt = 0
+  private attemptedAt: number | null = null
+  private lastFailed = false
+  private pending: Promise<void> | null = null
+  private readonly counts = { fetches: 0, failures: 0, lookups: 0 }
 
-  async function load (): Promise<void> {
-    stats.fetches++
-    const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs), closing.signal])
+  constructor (private readonly options: RemoteKeysOptions) {
+    this.now = options.now ?? Date.now
+  }
+
+  isFresh (): boolean {
+    return this.table !== null && this.now() - this.loadedAt < this.options.cacheMaxAgeMs
+  }
+
+  stats (): RemoteKeysStats {
+    return { ...this.counts, keys: this.table?.kids.size ?? 0 }
+  }
+
+  close (): void {
+    this.closing.abort()
+  }
+
+  cachedKey ({ alg, kid }: { alg?: unknown, kid?: unknown }): string | undefined {
+    return typeof alg === 'string' && typeof kid === 'string' ? this.table?.get(alg, kid) : undefined
+  }
+
+  async refresh (): Promise<void> {
+    if (this.pending === null && this._mayFetch() && !this.closing.signal.aborted) {
+      this.attemptedAt = this.now()
+      this.pending = this._load().finally(() => { this.pending = null })
+    }
+    if (this.pending !== null) await this.pending
+  }
+
+  async keyFor (header: { alg?: unknown, kid?: unknown }): Promise<string> {
+    this.counts.lookups++
+    const { alg, kid } = header
+    // Checked before any fetch: a token cannot make us fetch for an algorithm
+    // we would refuse anyway (HS256 signed with a public key, alg none).
+    if (typeof alg !== 'string' || !(this.options.algorithms as string[]).includes(alg)) throw new TokenInvalid('algorithm not allowed')
+    if (typeof kid !== 'string' || kid === '' || kid.length > MAX_KID_LENGTH) throw new TokenInvalid('the token names no key (kid)')
+
+    if (!this.isFresh()) await this.refresh()
+    const cached = this.table?.get(alg, kid)
+    if (cached !== undefined) return cached
+    // An unknown kid may be a key added since the last fetch: one refetch,
+    // under the same cooldown as every other.
+    await this.refresh()
+    const fetched = this.table?.get(alg, kid)
+    if (fetched !== undefined) return fetched
+    if (this.table === null || this.lastFailed) throw this._unavailable()
+    throw new TokenInvalid(`the issuer's key set holds no ${alg} key with this kid`)
+  }
+
+  private _mayFetch (): boolean {
+    return this.attemptedAt === null || this.now() - this.attemptedAt >= this.options.cooldownMs
+  }
+
+  private async _load (): Promise<void> {
+    const { options } = this
+    this.counts.fetches++
+    const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs), this.closing.signal])
     try {
       const next = await usableKeys(await fetchKeySet(options.url, signal), options.algorithms)
       if (next.kids.size === 0) throw new KeySetError(`holds no key usable with ${options.algorithms.join(', ')}${describeRefused(next)}`)
       if (next.refused.length > 0) options.log.warn({ jwks: options.url, refused: next.refused }, 'key set: some keys are not used')
-      replace(next)
+      this._replace(next)
     } catch (error) {
-      stats.failures++
-      lastFailed = true
+      this.counts.failures++
+      this.lastFailed = true
       // Only our own messages reach the log: they name the URL, never a token.
       const reason = error instanceof KeySetError ? error.message : 'could not be read'
-      const kept = table === null ? '' : '; the keys already cached stay in use'
-      options.log.error({ jwks: options.url, cached: table?.kids.size ?? 0 }, `key set: fetch failed, ${reason}${kept}`)
+      const kept = this.table === null ? '' : '; the keys already cached stay in use'
+      options.log.error({ jwks: options.url, cached: this.table?.kids.size ?? 0 }, `key set: fetch failed, ${reason}${kept}`)
     }
   }
 
-  function replace (next: KeyTable): void {
-    const removed = table === null ? [] : [...table.kids].filter((kid) => !next.kids.has(kid))
-    table = next
-    loadedAt = now()
-    lastFailed = false
-    options.log.info({ jwks: options.url, kids: [...next.kids], removed }, 'key set: fetched')
-    if (removed.length > 0) options.onKeysRemoved?.(removed)
+  private _replace (next: KeyTable): void {
+    const removed = this.table === null ? [] : [...this.table.kids].filter((kid) => !next.kids.has(kid))
+    this.table = next
+    this.loadedAt = this.now()
+    this.lastFailed = false
+    this.options.log.info({ jwks: this.options.url, kids: [...next.kids], removed }, 'key set: fetched')
+    if (removed.length > 0) this.options.onKeysRemoved?.(removed)
   }
 
-  async function refresh (): Promise<void> {
-    if (pending === null && mayFetch() && !closing.signal.aborted) {
-      attemptedAt = now()
-      pending = load().finally(() => { pending = null })
-    }
-    if (pending !== null) await pending
-  }
-
-  async function keyFor (header: { alg?: unknown, kid?: unknown }): Promise<string> {
-    stats.lookups++
-    const { alg, kid } = header
-    // Checked before any fetch: a token cannot make us fetch for an algorithm
-    // we would refuse anyway (HS256 signed with a public key, alg none).
-    if (typeof alg !== 'string' || !(options.algorithms as string[]).includes(alg)) throw new TokenInvalid('algorithm not allowed')
-    if (typeof kid !== 'string' || kid === '' || kid.length > MAX_KID_LENGTH) throw new TokenInvalid('the token names no key (kid)')
-
-    if (!fresh()) await refresh()
-    const cached = table?.get(alg, kid)
-    if (cached !== undefined) return cached
-    // An unknown kid may be a key added since the last fetch: one refetch,
-    // under the same cooldown as every other.
-    await refresh()
-    const fetched = table?.get(alg, kid)
-    if (fetched !== undefined) return fetched
-    if (table === null || lastFailed) throw unavailable()
-    throw new TokenInvalid(`the issuer's key set holds no ${alg} key with this kid`)
-  }
-
-  function cachedKey ({ alg, kid }: { alg?: unknown, kid?: unknown }): string | undefined {
-    return typeof alg === 'string' && typeof kid === 'string' ? table?.get(alg, kid) : undefined
-  }
-
-  function unavailable (): Error {
-    const waitMs = attemptedAt === null ? 0 : attemptedAt + options.cooldownMs - now()
+  private _unavailable (): Error {
+    const waitMs = this.attemptedAt === null ? 0 : this.attemptedAt + this.options.cooldownMs - this.now()
     return Object.assign(new AuthKeysUnavailable(), { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) })
-  }
-
-  return {
-    keyFor,
-    cachedKey,
-    refresh,
-    isFresh: fresh,
-    stats: () => ({ ...stats, keys: table?.kids.size ?? 0 }),
-    close: () => { closing.abort() }
   }
 }
 
