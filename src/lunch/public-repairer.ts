@@ -42,30 +42,51 @@ const BACKOFF_MAX_MS = 300_000
  * time per process; processes skip a school another one is repairing.
  */
 export function createRepairer (options: RepairerOptions): Repairer {
-  const { copies } = options
-  const batchSize = options.batchSize ?? 50
-  const backoff = new Map<number, { until: number, delayMs: number }>()
-  const counts = { repairs: 0, failures: 0, connectionsOpened: 0 }
-  let running: Promise<number> | null = null
-  let timer: NodeJS.Timeout | null = null
+  const repairer = new PublicRepairer(options)
+  return {
+    repair: async (passOptions) => await repairer.repair(passOptions),
+    start: (intervalMs) => { repairer.start(intervalMs) },
+    close: async () => { await repairer.close() },
+    stats: () => repairer.stats()
+  }
+}
 
-  async function repairSchool (school: PendingSchool, olderThanMs: number): Promise<boolean> {
-    const serverUrl = options.servers[school.server]
-    if (serverUrl === undefined || !isSafeName(school.databaseName)) throw new Error(`school ${school.slug} has no usable database`)
-    let db: Knex | null = null
+class PublicRepairer {
+  private readonly backoff = new Map<number, { until: number, delayMs: number }>()
+  private readonly counts = { repairs: 0, failures: 0, connectionsOpened: 0 }
+  private running: Promise<number> | null = null
+  private timer: NodeJS.Timeout | null = null
+
+  constructor (private readonly options: RepairerOptions) {}
+
+  stats (): { repairs: number, failures: number, connectionsOpened: number } {
+    return { ...this.counts }
+  }
+
+  async repair ({ olderThanMs = this.options.repairAfterMs } = {}): Promise<number> {
+    // A caller during a pass waits for it, then runs its own.
+    while (this.running !== null) await this.running.catch(() => {})
+    this.running = this._pass(olderThanMs)
     try {
-      const done = await copies.copySchool(school.id, () => {
-        db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret), {
-          max: 1, connectTimeoutMillis: 1_500, statementTimeoutMillis: 15_000, applicationName: 'school-lunch:public-copy'
-        })
-        counts.connectionsOpened++
-        return db
-      }, async (school) => await lunchWeeks(school).listPublished(), olderThanMs)
-      if (done) options.onRepaired(school.id)
-      return done
+      return await this.running
     } finally {
-      await (db as Knex | null)?.destroy()
+      this.running = null
     }
+  }
+
+  start (intervalMs: number): void {
+    const tick = (): void => {
+      // A failed pass (say, the catalog is down) is simply tried again next tick.
+      void this.repair().catch((error: unknown) => { this.options.log.warn({ err: error }, 'public copy repair pass failed') })
+    }
+    this.timer = setInterval(tick, intervalMs)
+    this.timer.unref()
+    tick()
+  }
+
+  async close (): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer)
+    await this.running?.catch(() => {})
   }
 
   /**
@@ -74,64 +95,53 @@ export function createRepairer (options: RepairerOptions): Repairer {
    * held them), are left out of the query: however many fail, they cannot
    * keep the others from their turn.
    */
-  async function pass (olderThanMs: number): Promise<number> {
+  private async _pass (olderThanMs: number): Promise<number> {
     let repaired = 0
     const tried = new Set<number>()
     while (true) {
       const now = Date.now()
-      const skip = [...tried, ...[...backoff].filter(([, wait]) => wait.until > now).map(([id]) => id)]
-      const batch = await copies.pendingSchools(olderThanMs, batchSize, skip)
+      const skip = [...tried, ...[...this.backoff].filter(([, wait]) => wait.until > now).map(([id]) => id)]
+      const batch = await this.options.copies.pendingSchools(olderThanMs, this.options.batchSize ?? 50, skip)
       if (batch.length === 0) return repaired
       for (const school of batch) {
         tried.add(school.id)
-        if (await repairOne(school, olderThanMs)) repaired++
+        if (await this._repairOne(school, olderThanMs)) repaired++
       }
     }
   }
 
-  async function repairOne (school: PendingSchool, olderThanMs: number): Promise<boolean> {
+  private async _repairOne (school: PendingSchool, olderThanMs: number): Promise<boolean> {
     try {
-      const done = await repairSchool(school, olderThanMs)
-      if (done) counts.repairs++
-      backoff.delete(school.id)
+      const done = await this._repairSchool(school, olderThanMs)
+      if (done) this.counts.repairs++
+      this.backoff.delete(school.id)
       return done
     } catch (error) {
-      counts.failures++
-      const delayMs = Math.min((backoff.get(school.id)?.delayMs ?? BACKOFF_MS / 2) * 2, BACKOFF_MAX_MS)
-      backoff.set(school.id, { until: Date.now() + delayMs, delayMs })
-      options.log.warn({ err: error, school: school.slug }, 'public copies of this school could not be repaired; retrying later')
+      this.counts.failures++
+      const delayMs = Math.min((this.backoff.get(school.id)?.delayMs ?? BACKOFF_MS / 2) * 2, BACKOFF_MAX_MS)
+      this.backoff.set(school.id, { until: Date.now() + delayMs, delayMs })
+      this.options.log.warn({ err: error, school: school.slug }, 'public copies of this school could not be repaired; retrying later')
       return false
     }
   }
 
-  async function repair ({ olderThanMs = options.repairAfterMs } = {}): Promise<number> {
-    // A caller during a pass waits for it, then runs its own. `running` is
-    // cleared by the pass awaited here, which the rule cannot see.
-    // eslint-disable-next-line no-unmodified-loop-condition
-    while (running !== null) await running.catch(() => {})
-    running = pass(olderThanMs)
+  private async _repairSchool (school: PendingSchool, olderThanMs: number): Promise<boolean> {
+    const { options } = this
+    const serverUrl = options.servers[school.server]
+    if (serverUrl === undefined || !isSafeName(school.databaseName)) throw new Error(`school ${school.slug} has no usable database`)
+    let db: Knex | null = null
     try {
-      return await running
+      const done = await options.copies.copySchool(school.id, () => {
+        db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret), {
+          max: 1, connectTimeoutMillis: 1_500, statementTimeoutMillis: 15_000, applicationName: 'school-lunch:public-copy'
+        })
+        this.counts.connectionsOpened++
+        return db
+      }, async (trx) => await lunchWeeks(trx).listPublished(), olderThanMs)
+      if (done) options.onRepaired(school.id)
+      return done
     } finally {
-      running = null
+      await (db as Knex | null)?.destroy()
     }
-  }
-
-  return {
-    repair,
-    start (intervalMs) {
-      const tick = (): void => {
-        // A failed pass (say, the catalog is down) is simply tried again next tick.
-        void repair().catch((error: unknown) => { options.log.warn({ err: error }, 'public copy repair pass failed') })
-      }
-      timer = setInterval(tick, intervalMs)
-      timer.unref()
-      tick()
-    },
-    async close () {
-      if (timer !== null) clearInterval(timer)
-      await running?.catch(() => {})
-    },
-    stats: () => ({ ...counts })
   }
 }
