@@ -13,7 +13,9 @@ export const overhead: Scenario = {
   needsFleet: false,
   heading: () => 'A. Overhead: GET /api/lunch-weeks/:id, a week with five days',
   async run (bench) {
+    // A process per case, so each gets the same traffic and warms up alike.
     const service = await bench.startService()
+    const spreadService = await bench.startService()
     const keys = await keySetService(bench)
     const one = bench.tokenFor(bench.slug(1))
     const fifty = Array.from({ length: Math.min(50, bench.fleetSize) }, (_, i) => bench.tokenFor(bench.slug(i + 1)))
@@ -25,11 +27,12 @@ export const overhead: Scenario = {
       for (let round = 0; round < bench.options.rounds; round++) {
         runs.baseline.push(await bench.measureBaseline())
         runs.one.push(await bench.measure(service.url, bearer(one), { service: true, settle: true }))
-        runs.fifty.push(await bench.measure(service.url, () => bearer(fifty[turn++ % fifty.length] ?? one)(), { service: true, settle: true }))
+        runs.fifty.push(await bench.measure(spreadService.url, () => bearer(fifty[turn++ % fifty.length] ?? one)(), { service: true, settle: true }))
         runs.jwks.push(await bench.measure(keys.url, bearer(keys.token), { service: true, settle: true }))
       }
     } finally {
       await service.stop()
+      await spreadService.stop()
       await keys.stop()
     }
     const summary = { baseline: summarize(runs.baseline), one: summarize(runs.one), fifty: summarize(runs.fifty), jwks: summarize(runs.jwks) }

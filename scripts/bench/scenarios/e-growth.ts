@@ -11,9 +11,10 @@ import type { Scenario } from './index.js'
 interface Point {
   active: number
   budget: number
-  result: Measured
-  /** School 1 alone on the same service, measured right after: the reference of this point. */
-  alone: Measured
+  /** The active schools, measured twice: first, and again last. */
+  runs: Measured[]
+  /** School 1 alone on the same service, twice between those: the reference of this point. */
+  alone: Measured[]
   backends: number
   backendsPssMiB: number | null
   apiPssMiB: number | null
@@ -44,7 +45,7 @@ export const growth: Scenario = {
     }
     const chart: GrowthCurve[] = results.map(({ label, points }) => ({
       label,
-      points: points.map((p) => ({ schools: p.active, rps: Math.round(p.result.rps), p99: p.result.p99 }))
+      points: points.map((p) => ({ schools: p.active, rps: Math.round(mean(p.runs, 'rps')), p99: Math.round(mean(p.runs, 'p99')) }))
     }))
     const caption = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${new Date().toISOString().slice(0, 10)}; TENANT_POOL_SIZE 5`
     writeResult('growth.svg', growthChart(chart, caption))
@@ -69,28 +70,32 @@ async function connectCeiling (bench: Bench): Promise<Array<Awaited<ReturnType<t
 /**
  * One point: a fresh service, warmed up until a second of load opens no
  * connection (or, where the budget cannot hold the schools and it never
- * stops opening them, for as long as the run), then measured; then stopped
- * with SIGTERM, timed.
+ * stops opening them, for as long as a run); then the active schools,
+ * school 1 alone twice, and the active schools again (ABBA), so neither
+ * side gains from coming later, when the process is warmer; then SIGTERM,
+ * timed. The machine is shared: a reference taken minutes apart would
+ * measure the neighbours as much as the schools.
  */
 async function measurePoint (bench: Bench, active: number, budget: number): Promise<Point> {
   const service = await bench.startService({ TENANT_CONNECTIONS_MAX: String(budget) })
   let turn = 0
-  const next = (): { path: string, headers: Record<string, string> } =>
+  const spread = (): { path: string, headers: Record<string, string> } =>
     ({ path: WEEK_PATH, headers: { authorization: `Bearer ${bench.tokenFor(bench.slug((turn++ % active) + 1))}` } })
-  const churn = active > budget
-  const result = await bench.measure(service.url, next, churn ? { service: true, warmupSeconds: bench.options.duration } : { service: true, settle: true })
+  const one = bench.tokenFor(bench.slug(1))
+  const alone = (): { path: string, headers: Record<string, string> } => ({ path: WEEK_PATH, headers: { authorization: `Bearer ${one}` } })
+  const warm = active > budget ? { service: true, warmupSeconds: bench.options.duration } : { service: true, settle: true }
+  const first = await bench.measure(service.url, spread, warm)
+  const aloneRuns = [await bench.measure(service.url, alone, { service: true, settle: true })]
+  aloneRuns.push(await bench.measure(service.url, alone, { service: true, settle: true }))
+  const last = await bench.measure(service.url, spread, warm)
   const backends = await backendMemory(bench.admin)
   const api = processMemory(service.pid)
-  // The machine is shared: a reference taken minutes apart would measure the
-  // neighbours as much as the schools.
-  const one = bench.tokenFor(bench.slug(1))
-  const alone = await bench.measure(service.url, () => ({ path: WEEK_PATH, headers: { authorization: `Bearer ${one}` } }), { service: true, settle: true })
   const stopped = await service.stop()
   return {
     active,
     budget,
-    result,
-    alone,
+    runs: [first, last],
+    alone: aloneRuns,
     backends: backends.backends,
     backendsPssMiB: backends.pss,
     apiPssMiB: api?.pss ?? null,
@@ -99,25 +104,27 @@ async function measurePoint (bench: Bench, active: number, budget: number): Prom
   }
 }
 
+const mean = (runs: Measured[], field: 'rps' | 'p99'): number => runs.reduce((sum, run) => sum + run[field], 0) / Math.max(1, runs.length)
+
 function printCurve (label: string, points: Point[], seconds: number): void {
   const mib = (value: number | null): string => value === null ? 'n/a' : fmt(value)
   say(`\n${label}:`)
   say(formatTable(
-    ['active', 'budget', 'warm-up s (new conns)', 'req/s', 'p99 ms', '1 school right after', 'ratio', 'new conns/s', 'PG backends', 'their PSS MiB', 'API PSS MiB', 'SIGTERM to exit'],
+    ['active', 'budget', 'warm-up s (new conns)', 'req/s', 'p99 ms', '1 school', 'ratio', 'new conns/s', 'PG backends', 'their PSS MiB', 'API PSS MiB', 'SIGTERM to exit'],
     points.map((p) => [
       String(p.active),
       String(p.budget),
-      `${fmt(p.result.warmup.seconds, 1)} (${p.result.warmup.opened ?? '-'})${p.result.warmup.settled ? '' : ' *'}`,
-      fmt(p.result.rps),
-      String(p.result.p99),
-      fmt(p.alone.rps),
-      (p.result.rps / p.alone.rps).toFixed(2),
-      fmt((p.result.opened ?? 0) / seconds, 1),
+      `${fmt(p.runs[0]?.warmup.seconds ?? 0, 1)} (${p.runs[0]?.warmup.opened ?? '-'})${p.runs[0]?.warmup.settled === false ? ' *' : ''}`,
+      fmt(mean(p.runs, 'rps')),
+      fmt(mean(p.runs, 'p99')),
+      fmt(mean(p.alone, 'rps')),
+      (mean(p.runs, 'rps') / mean(p.alone, 'rps')).toFixed(2),
+      fmt(p.runs.reduce((sum, run) => sum + (run.opened ?? 0), 0) / (seconds * p.runs.length), 1),
       String(p.backends),
       mib(p.backendsPssMiB),
       mib(p.apiPssMiB),
       `${fmt(p.stopMs)} ms, exit ${p.stopCode ?? 'signal'}`
     ])))
-  say('ratio: req/s over those of school 1 alone, on the same service right after.')
-  if (points.some((p) => !p.result.warmup.settled)) say('* warm-up for a fixed time: with more schools than the budget holds, connections never stop opening.')
+  say('req/s, p99: the mean of two runs; 1 school: school 1 alone on the same service, two runs between those; ratio: the first over the second.')
+  if (points.some((p) => p.runs[0]?.warmup.settled === false)) say('* warm-up for a fixed time: with more schools than the budget holds, connections never stop opening.')
 }
