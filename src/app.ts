@@ -10,10 +10,11 @@ import {
   AddressRateLimited, BodyTooLarge, InvalidJson, InvalidRequest, RateLimited, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
 } from './errors.js'
 import health from './health.js'
+import { httpSchemas } from './http/schemas.js'
 import publicMenus, { type PublicMenusOptions } from './lunch/public-plugin.js'
 import { publicLunchRoutes } from './lunch/public-routes.js'
 import { lunchRoutes } from './lunch/routes.js'
-import { sharedSchemas } from './lunch/schemas.js'
+import { lunchSchemas } from './lunch/schemas.js'
 import metrics from './metrics.js'
 import securityHeaders from './security-headers.js'
 import tenancy, { type TenancyOptions } from './tenancy/plugin.js'
@@ -125,7 +126,7 @@ export async function buildApp ({ config, catalogUrl, servers, logger, clock, te
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
-  for (const schema of sharedSchemas) app.addSchema(schema)
+  for (const schema of [...httpSchemas, ...lunchSchemas]) app.addSchema(schema)
 
   await app.register(catalogPlugin, { catalogUrl, poolSize: config.catalogPoolSize })
   await app.register(health)

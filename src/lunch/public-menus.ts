@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import type { LunchWeekWithDays } from './repository.js'
+import type { LunchWeekWithDays } from './schemas.js'
 
 /*
  * The public read model: a copy of each school's published weeks in the

@@ -1,22 +1,5 @@
 import type { Knex } from 'knex'
-
-export interface LunchDay {
-  id: number
-  day: string
-  menuDetails: string
-}
-
-export interface LunchWeek {
-  id: number
-  weekOf: string
-  isPublished: boolean
-  createdAt: string
-  updatedAt: string
-}
-
-export interface LunchWeekWithDays extends LunchWeek {
-  days: LunchDay[]
-}
+import type { LunchDay, LunchWeek, LunchWeekWithDays } from './schemas.js'
 
 interface WeekRow { id: string, week_of: string, is_published: boolean, created_at: Date, updated_at: Date }
 interface DayRow { id: string, lunch_week_id: string | number, day: string, menu_details: string }
