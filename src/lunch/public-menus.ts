@@ -52,15 +52,18 @@ async function replaceCopies (trx: Knex.Transaction, schoolId: number, weeks: Lu
     .onConflict(['school_id', 'week_of']).merge(['week', 'copied_at'])
 }
 
-/** The week as the public page shows it, in a fixed key order whatever jsonb did to it. */
+/**
+ * The week as the public page shows it, in a fixed key order whatever jsonb
+ * did to it. Copies written before ids were strings hold numbers.
+ */
 function toPublicWeek (stored: LunchWeekWithDays): LunchWeekWithDays {
   return {
-    id: stored.id,
+    id: String(stored.id),
     weekOf: stored.weekOf,
     isPublished: stored.isPublished,
     createdAt: stored.createdAt,
     updatedAt: stored.updatedAt,
-    days: stored.days.map((day) => ({ id: day.id, day: day.day, menuDetails: day.menuDetails }))
+    days: stored.days.map((day) => ({ id: String(day.id), day: day.day, menuDetails: day.menuDetails }))
   }
 }
 

@@ -12,7 +12,14 @@ export const ID_PATTERN = '^[1-9][0-9]{0,18}$'
 export const MENU_DETAILS_MAX = 2_000
 
 const date = (description = 'YYYY-MM-DD') => Type.String({ format: 'date', description })
-const id = () => Type.Integer()
+
+/*
+ * An id is a decimal string wherever it appears, in bodies as in paths: a
+ * bigint outgrows JavaScript's safe integers, and a JSON number that large
+ * would be rounded by the browser without a word. One type also lets a
+ * client pass `week.id` to the path as it came.
+ */
+const id = () => Type.String({ pattern: ID_PATTERN, description: 'A bigint id, as a decimal string' })
 
 export const LunchDaySchema = Type.Object({
   id: id(),
@@ -45,11 +52,9 @@ export const lunchSchemas: TSchema[] = [LunchDaySchema, LunchWeekSchema, LunchWe
 /** For a server of lunch routes alone (the bench's baseline): every schema they refer to. */
 export const sharedSchemas: TSchema[] = [...httpSchemas, ...lunchSchemas]
 
-const idParam = () => Type.String({ pattern: ID_PATTERN })
+export const weekIdParams = Type.Object({ id: id() }, { additionalProperties: false })
 
-export const weekIdParams = Type.Object({ id: idParam() }, { additionalProperties: false })
-
-export const dayIdParams = Type.Object({ id: idParam(), dayId: idParam() }, { additionalProperties: false })
+export const dayIdParams = Type.Object({ id: id(), dayId: id() }, { additionalProperties: false })
 
 export const createWeekBody = Type.Object({
   weekOf: date('The Monday the week starts on, YYYY-MM-DD')
