@@ -42,7 +42,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   closeConnectionsOnClose(app)
   logRequests(app)
   await registerBrowserRules(app, options.config)
-  await registerOpenApi(app, lunchSchemas)
+  await registerOpenApi(app, { appSchemas: lunchSchemas, ui: options.config.docsUi })
   await registerServices(app, options)
   await app.register(async (scope) => { await staffApi(scope, options.config) }, { prefix: '/api' })
   await app.register(async (scope) => { await publicApi(scope, options.config) }, { prefix: '/api/public' })

@@ -81,6 +81,8 @@ export interface Config {
   /** How CREATE DATABASE copies its template (PostgreSQL 15+); null: the server's default. */
   createDatabaseStrategy: 'wal_log' | 'file_copy' | null
   corsOrigins: string[]
+  /** DOCS_UI: Swagger UI at /docs; the document at /docs/json is served either way. */
+  docsUi: boolean
   /** Requests per school per window; 0 turns rate limiting off. */
   rateLimitMax: number
   rateLimitWindowMs: number
@@ -174,6 +176,8 @@ export function loadConfig (env: Env = process.env): Config {
     createDatabaseStrategy: ((strategy) => strategy === 'default' ? null : strategy)(
       read.oneOf('CREATE_DATABASE_STRATEGY', ['default', 'wal_log', 'file_copy'] as const, 'file_copy')),
     corsOrigins: read.list('CORS_ORIGINS'),
+    // A page for developers: on while developing, off in production unless asked for.
+    docsUi: read.boolean('DOCS_UI', nodeEnv !== 'production'),
     // Off while developing and testing; on by default in production.
     rateLimitMax: read.integer('RATE_LIMIT_MAX', nodeEnv === 'production' ? 1200 : 0, 0, 1_000_000),
     rateLimitWindowMs: read.integer('RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
