@@ -14,9 +14,10 @@ export interface OpenApiOptions {
 
 /*
  * What the Swagger UI page needs, and nothing more: its scripts and styles
- * from this server (the package's files, never a CDN), its icons and logo
- * as data: images, and fetch() to this origin for the document and for
- * "Try it out". No inline script, no plugin, no framing, no form posts.
+ * from this server (the package's files, never a CDN), the icons its CSS
+ * holds as data: images, and fetch() to this origin for the document and
+ * for "Try it out". No inline script or style, no plugin, no framing, no
+ * form posts.
  */
 const DOCS_PAGE_CSP = helmetHeaders({
   contentSecurityPolicy: {
@@ -62,5 +63,11 @@ async function swaggerUiScope (scope: FastifyInstance): Promise<void> {
     if (DOCS_PAGES.has(request.routeOptions.url ?? '')) void reply.header('content-security-policy', DOCS_PAGE_CSP)
     done(null, payload)
   })
-  await scope.register(swaggerUi, { routePrefix: '/docs', theme: { title: 'School lunch API' } })
+  await scope.register(swaggerUi, {
+    routePrefix: '/docs',
+    theme: { title: 'School lunch API' },
+    // Without the top bar: it holds a box for another document's URL, which
+    // this page has no use for, and a logo with an inline <style> the CSP refuses.
+    uiConfig: { layout: 'BaseLayout' }
+  })
 }
