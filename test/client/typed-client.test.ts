@@ -10,9 +10,10 @@ import { testApp } from '../helpers/app.js'
 /*
  * The SPA developer's path, against the running service: types generated
  * from its /docs/json with openapi-typescript, a small openapi-fetch client
- * (test/fixtures/spa-client/) compiled by tsc without a cast, then run:
- * create, edit, publish, read publicly, and a refused request with its
- * code. A change that breaks the document for clients fails here.
+ * (test/fixtures/spa-client/) compiled by tsc without a cast, then run on
+ * every route: create, list, read, edit, publish, read publicly, a refused
+ * request with its code, delete. A change that breaks the document for
+ * clients fails here.
  */
 
 const run = promisify(execFile)
@@ -21,14 +22,18 @@ const GENERATED = path.join(CLIENT_DIR, 'api.d.ts')
 
 /** What the client module exports; imported by URL, so that the suite's own typecheck leaves it to this test. */
 interface SpaClient {
-  publishAWeek: (baseUrl: string, token: string, school: string, monday: string, tuesday: string) => Promise<{
+  callEveryRoute: (baseUrl: string, token: string, school: string, monday: string, tuesday: string) => Promise<{
+    school: string | undefined
     weekId: string
+    listedIds: string[]
+    readDays: number | undefined
     dayIds: string[]
     editedMenu: string | undefined
     published: boolean | undefined
     publicMenu: string | undefined
     publicDayIds: string[]
     refused: { status: number, code: string | undefined }
+    deleted: number
   }>
 }
 
@@ -54,14 +59,18 @@ t.test('a typed client generated from /docs/json compiles without a cast and wor
   t.ok(compiled.ok, 'tsc --noEmit compiles the client against the generated types', { output: compiled.output })
   if (!generated.ok || !compiled.ok) return
 
-  const { publishAWeek } = await import(pathToFileURL(path.join(CLIENT_DIR, 'client.ts')).href) as SpaClient
+  const { callEveryRoute } = await import(pathToFileURL(path.join(CLIENT_DIR, 'client.ts')).href) as SpaClient
   const token = auth('alpha').authorization.replace(/^Bearer /, '')
-  const observed = await publishAWeek(baseUrl, token, 'alpha', '2026-11-23', '2026-11-24')
+  const observed = await callEveryRoute(baseUrl, token, 'alpha', '2026-11-23', '2026-11-24')
+  t.equal(observed.school, 'alpha', 'who the token is (GET /api/me)')
   t.match(observed.weekId, /^[1-9][0-9]*$/, 'a week created, its id a string')
   t.equal(observed.dayIds.length, 5, 'with its five days')
+  t.same(observed.listedIds, [observed.weekId], 'listed')
+  t.equal(observed.readDays, 5, 'read by the id that came back')
   t.equal(observed.editedMenu, 'Pumpkin soup, bread', 'a day edited by the ids that came back')
   t.equal(observed.published, true, 'published')
   t.equal(observed.publicMenu, 'Pumpkin soup, bread', 'read publicly, without a token')
   t.same(observed.publicDayIds, observed.dayIds, 'the same ids on the public page')
   t.same(observed.refused, { status: 400, code: 'WEEK_NOT_MONDAY' }, 'a refused request, with its code typed')
+  t.equal(observed.deleted, 204, 'deleted')
 })
