@@ -94,7 +94,13 @@ function tracker (copies: PublicCopies, cache: PublicCache, countFailure: () => 
         if (pending === null) return
         const { id, weekOf } = pending
         try {
-          await copies.copyWeek(school.id, weekOf, async () => await lunchWeeks(request.db).getPublished(weekOf), id)
+          // The school's connection is taken before the catalog's, in the
+          // order the write took them: a copy holding a catalog connection
+          // while it waited for a school connection, held by a write waiting
+          // for a catalog connection, left both to time out under load.
+          await request.db.transaction(async (schoolDb) => {
+            await copies.copyWeek(school.id, weekOf, async () => await lunchWeeks(schoolDb).getPublished(weekOf), id)
+          })
         } catch (error) {
           // The write has committed and stays; its note stays too, for the repairer.
           countFailure()

@@ -210,6 +210,21 @@ t.test('a copy written while ids were JSON numbers is served with string ids', a
   t.same(shownWeek.days.map((d) => d.id), week.days.map((d) => d.id), 'the day ids as strings')
 })
 
+t.test('concurrent edits of published weeks, one connection to each database: no write waits on another', async (t) => {
+  // A copy must not hold the catalog's only connection while it waits for
+  // the school's, which a write holds while it waits for the catalog's.
+  const ctx = await testApp(t, 'pubwait', { schools: ['alpha'], env: { CATALOG_POOL_SIZE: '1', TENANT_POOL_SIZE: '1' } })
+  const weeks = [await publishedWeek(ctx, 'alpha', monday(1), 'One'), await publishedWeek(ctx, 'alpha', monday(2), 'Two')]
+  const answers: string[] = []
+  for (let round = 0; round < 5; round++) {
+    const edits = await Promise.all(weeks.map(async (week) => await setMenu(ctx, 'alpha', week, `Round ${round}`)))
+    answers.push(...edits.map((res) => res.statusCode === 200 ? '200' : `${res.statusCode} ${res.json<{ code: string }>().code}`))
+  }
+  t.same([...new Set(answers)], ['200'], 'every edit answered 200')
+  t.equal((await metrics(ctx.app)).public_copy_failures_total, 0, 'every copy was written before its edit answered, none left to the repairer')
+  t.equal(await shown(ctx.app, 'alpha', monday(2)), '200 Round 4', 'the public page shows the last edit')
+})
+
 t.test('publish, edit, unpublish and delete show up on the public page, here and in another process', async (t) => {
   const ctx = await testApp(t, 'pubflow', { schools: ['alpha', 'beta'] })
   const { app } = ctx
