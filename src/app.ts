@@ -1,19 +1,18 @@
 import cors from '@fastify/cors'
 import etag from '@fastify/etag'
 import rateLimit from '@fastify/rate-limit'
-import swagger from '@fastify/swagger'
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify'
 import auth from './auth/plugin.js'
 import catalogPlugin from './catalog/plugin.js'
 import type { Config } from './config.js'
-import {
-  AddressRateLimited, BodyTooLarge, InvalidJson, InvalidRequest, RateLimited, RETRY_AFTER_SECONDS, RouteNotFound, UnsupportedMediaType
-} from './errors.js'
+import { AddressRateLimited, RateLimited } from './errors.js'
 import health from './health.js'
+import { handleErrors } from './http/error-handler.js'
+import { registerOpenApi } from './http/openapi.js'
 import publicMenus, { type PublicMenusOptions } from './lunch/public-plugin.js'
 import { publicLunchRoutes } from './lunch/public-routes.js'
 import { lunchRoutes } from './lunch/routes.js'
-import { sharedSchemas } from './lunch/schemas.js'
+import { lunchSchemas } from './lunch/schemas.js'
 import metrics from './metrics.js'
 import securityHeaders from './security-headers.js'
 import tenancy, { type TenancyOptions } from './tenancy/plugin.js'
@@ -37,7 +36,20 @@ export interface AppOptions {
 const BODY_LIMIT_BYTES = 16 * 1024
 
 /** Builds the service; never listens (server.ts does, tests inject). */
-export async function buildApp ({ config, catalogUrl, servers, logger, clock, tenancy: tenancyOptions = {}, publicMenus: publicTimings }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
+  const app = createFastify(options.config, options.logger)
+  handleErrors(app, (error, request) => app.tenancy.translateError(error, request))
+  closeConnectionsOnClose(app)
+  logRequests(app)
+  await registerBrowserRules(app, options.config)
+  await registerOpenApi(app, { appSchemas: lunchSchemas, ui: options.config.docsUi })
+  await registerServices(app, options)
+  await app.register(async (scope) => { await staffApi(scope, options.config) }, { prefix: '/api' })
+  await app.register(async (scope) => { await publicApi(scope, options.config) }, { prefix: '/api/public' })
+  return app
+}
+
+function createFastify (config: Config, logger: AppOptions['logger']): FastifyInstance {
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     // Whose X-Forwarded-For sets request.ip, which the public rate limit counts by.
@@ -53,31 +65,18 @@ export async function buildApp ({ config, catalogUrl, servers, logger, clock, te
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false }
     }
   })
-
   // JSON only: a text/plain body (what fetch() sends for a bare string) must
   // be a 415 that says so, not a schema error about its shape.
   app.removeContentTypeParser('text/plain')
+  return app
+}
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const mapped: PublicError = app.tenancy.translateError(error, request) ?? publicError(error)
-    const statusCode = mapped.statusCode ?? 500
-    if (statusCode >= 500) request.log.error({ err: error, school: request.school?.slug }, 'request failed')
-    if (statusCode === 503) void reply.header('retry-after', String(retryAfterSeconds(mapped)))
-    void reply.status(statusCode).send({
-      statusCode,
-      code: mapped.code ?? 'INTERNAL_ERROR',
-      error: httpReason(statusCode),
-      // A 500 is a bug; its message may hold internals, so it stays in the log.
-      message: statusCode === 500 ? 'Internal server error' : mapped.message
-    })
-  })
-  app.setNotFoundHandler((request) => {
-    throw new RouteNotFound(request.method, request.url.split('?')[0] ?? '')
-  })
-
-  // Once closing, answer in-flight requests with Connection: close. A
-  // keep-alive socket that turns idle after close() began would otherwise
-  // hold the server open until its keep-alive timeout (72 s).
+/**
+ * Once closing, answer in-flight requests with Connection: close. A
+ * keep-alive socket that turns idle after close() began would otherwise
+ * hold the server open until its keep-alive timeout.
+ */
+function closeConnectionsOnClose (app: FastifyInstance): void {
   let closing = false
   app.addHook('preClose', async () => { closing = true })
   // Hooks on every request take a callback rather than being async: a
@@ -86,10 +85,12 @@ export async function buildApp ({ config, catalogUrl, servers, logger, clock, te
     if (closing) void reply.header('connection', 'close')
     done(null, payload)
   })
+}
 
+function logRequests (app: FastifyInstance): void {
   app.addHook('onResponse', (request, reply, done) => {
     // The school is a field of the line rather than of a child logger: a
-    // child per request cost ~3% of the CPU of a request under load.
+    // child per request showed in the profile under load.
     if (infoEnabled(request)) {
       request.log.info({
         school: request.school?.slug,
@@ -101,7 +102,10 @@ export async function buildApp ({ config, catalogUrl, servers, logger, clock, te
     }
     done()
   })
+}
 
+/** Security headers on every reply, and CORS for the configured origins. */
+async function registerBrowserRules (app: FastifyInstance, config: Config): Promise<void> {
   // A JSON API: no content may load anything, nothing may frame it.
   await app.register(securityHeaders, {
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
@@ -109,24 +113,18 @@ export async function buildApp ({ config, catalogUrl, servers, logger, clock, te
   })
   // No CORS_ORIGINS, no cross-origin access: browsers refuse a response
   // without Access-Control-Allow-Origin, so the plugin would only cost time.
-  if (config.corsOrigins.length > 0) {
-    await app.register(cors, {
-      origin: config.corsOrigins,
-      methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
-      allowedHeaders: ['Authorization', 'Content-Type', 'X-School', 'If-None-Match'],
-      exposedHeaders: ['ETag', 'Retry-After'],
-      maxAge: 600
-    })
-  }
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'School lunch API', version: '1' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } }
-    },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
+  if (config.corsOrigins.length === 0) return
+  await app.register(cors, {
+    origin: config.corsOrigins,
+    methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-School', 'If-None-Match'],
+    exposedHeaders: ['ETag', 'Retry-After'],
+    maxAge: 600
   })
-  for (const schema of sharedSchemas) app.addSchema(schema)
+}
 
+/** The catalog, token verification, tenancy, the public menus and what reports on them. */
+async function registerServices (app: FastifyInstance, { config, catalogUrl, servers, clock, tenancy: tenancyOptions, publicMenus: publicTimings }: AppOptions): Promise<void> {
   await app.register(catalogPlugin, { catalogUrl, poolSize: config.catalogPoolSize })
   await app.register(health)
   await app.register(auth, { jwt: config.jwt, ...(clock === undefined ? {} : { clock }) })
@@ -146,27 +144,26 @@ export async function buildApp ({ config, catalogUrl, servers, logger, clock, te
   })
   await app.register(publicMenus, { servers, roleSecret: config.tenantRoleSecret, windowYears: config.publicWeekWindowYears, ...publicTimings })
   await app.register(metrics)
+}
 
-  await app.register(async (api) => {
-    api.addHook('onRequest', api.tenancy.authenticate)
-    // Staff data is per user and school: never stored by a shared cache.
-    api.addHook('onSend', (_request, reply, payload, done) => {
-      if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
-      done(null, payload)
-    })
-    await registerSchoolRateLimit(api, config, (request) => request.school?.slug ?? `ip:${request.ip}`)
-    await api.register(identityRoutes)
-    await api.register(lunchRoutes)
-  }, { prefix: '/api' })
+/** /api: token → school → pool on every request, never cached, rate limited per school. */
+async function staffApi (api: FastifyInstance, config: Config): Promise<void> {
+  api.addHook('onRequest', api.tenancy.authenticate)
+  // Staff data is per user and school: never stored by a shared cache.
+  api.addHook('onSend', (_request, reply, payload, done) => {
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
+    done(null, payload)
+  })
+  await registerSchoolRateLimit(api, config, (request) => request.school?.slug ?? `ip:${request.ip}`)
+  await api.register(identityRoutes)
+  await api.register(lunchRoutes)
+}
 
-  await app.register(async (publicApi) => {
-    await registerAddressRateLimit(publicApi, config)
-    await publicApi.register(etag)
-    await publicApi.register(publicLunchRoutes)
-  }, { prefix: '/api/public' })
-
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
-  return app
+/** /api/public: no token, rate limited per client address, ETags for revalidation. */
+async function publicApi (scope: FastifyInstance, config: Config): Promise<void> {
+  await registerAddressRateLimit(scope, config)
+  await scope.register(etag)
+  await scope.register(publicLunchRoutes)
 }
 
 /**
@@ -201,49 +198,7 @@ async function registerAddressRateLimit (scope: FastifyInstance, config: Config)
   })
 }
 
-/** Fastify's own errors under our stable codes; ours pass through. */
-interface PublicError { statusCode?: number, code?: string, message: string }
-
-function publicError (error: FastifyError): PublicError {
-  if (error.validation !== undefined) return new InvalidRequest(error.message)
-  switch (error.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE': return new BodyTooLarge()
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return new UnsupportedMediaType()
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new InvalidJson()
-  }
-  if (error instanceof SyntaxError && error.statusCode === 400) return new InvalidJson()
-  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return error
-  if (error.statusCode === 503) return error
-  return { statusCode: 500, code: 'INTERNAL_ERROR', message: error.message }
-}
-
-/** An error may know better than the default when a retry can succeed (the key set's cooldown). */
-function retryAfterSeconds (error: PublicError): number {
-  const seconds = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds
-  return typeof seconds === 'number' ? seconds : RETRY_AFTER_SECONDS
-}
-
 /** pino can say whether info lines are written; other loggers are asked to write. */
 function infoEnabled (request: FastifyRequest): boolean {
   return (request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') !== false
-}
-
-function httpReason (statusCode: number): string {
-  const reasons: Record<number, string> = {
-    400: 'Bad Request',
-    401: 'Unauthorized',
-    403: 'Forbidden',
-    404: 'Not Found',
-    405: 'Method Not Allowed',
-    409: 'Conflict',
-    413: 'Payload Too Large',
-    415: 'Unsupported Media Type',
-    429: 'Too Many Requests',
-    500: 'Internal Server Error',
-    503: 'Service Unavailable'
-  }
-  return reasons[statusCode] ?? 'Error'
 }

@@ -42,6 +42,16 @@ t.test('values are parsed', async (t) => {
   t.equal(config.embedded.fsync, false)
 })
 
+t.test('DOCS_UI: on while developing, off in production unless asked for', async (t) => {
+  const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), TENANT_ROLE_SECRET: 'y'.repeat(40) }
+  t.equal(loadConfig({}).docsUi, true, 'development')
+  t.equal(loadConfig({ NODE_ENV: 'test' }).docsUi, true, 'test')
+  t.equal(loadConfig({ DOCS_UI: 'false' }).docsUi, false, 'turned off')
+  t.equal(loadConfig(production).docsUi, false, 'production')
+  t.equal(loadConfig({ ...production, DOCS_UI: 'true' }).docsUi, true, 'production, asked for')
+  t.match(problemsOf({ DOCS_UI: 'sometimes' }), [/^DOCS_UI must be true or false \(got "sometimes"\)$/])
+})
+
 t.test('each bad value is named with what is wrong', async (t) => {
   t.match(problemsOf({ PORT: 'abc' }), [/^PORT must be a whole number from 0 to 65535 \(got "abc"\)$/])
   t.match(problemsOf({ PORT: '70000' }), [/^PORT must be/])

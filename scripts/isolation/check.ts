@@ -80,6 +80,6 @@ async function sweepSchool ({ tokens, checks }: Fleet, school: SchoolState): Pro
   for (const week of listed.body as WeekBody[]) {
     if (!isWeek(week)) continue
     await checks.perform('sweep', { method: 'GET', url: `/api/lunch-weeks/${week.id}`, headers },
-      checks.weekExpectation('get', school, [200, 404], { id: week.id, codes: { 404: 'LUNCH_WEEK_NOT_FOUND' } }), 'single')
+      checks.weekExpectation('get', school, [200, 404], { id: Number(week.id), codes: { 404: 'LUNCH_WEEK_NOT_FOUND' } }), 'single')
   }
 }

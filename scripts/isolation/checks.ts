@@ -32,7 +32,7 @@ export interface Checks {
 
 export function isWeek (value: unknown): value is WeekBody {
   const w = value as WeekBody | null
-  return w !== null && typeof w === 'object' && Number.isSafeInteger(w.id) && typeof w.weekOf === 'string' && typeof w.isPublished === 'boolean'
+  return w !== null && typeof w === 'object' && typeof w.id === 'string' && Number.isSafeInteger(Number(w.id)) && typeof w.weekOf === 'string' && typeof w.isPublished === 'boolean'
 }
 
 /** Every string in a JSON value, with its path. */
@@ -132,7 +132,7 @@ function weekProblems (ownerOf: Owners['ownerOf'], school: SchoolState, value: u
   if (!isWeek(value)) return ['not a lunch week']
   const problems: string[] = []
   if (ownerOf(value.weekOf) !== school.slug) problems.push(`weekOf ${value.weekOf} is not one of ${school.slug}'s Mondays`)
-  const known = school.weeks.get(value.id)
+  const known = school.weeks.get(Number(value.id))
   if (known !== undefined && known.weekOf !== value.weekOf) problems.push(`week ${value.id} of ${school.slug} was ${known.weekOf}, now ${value.weekOf}`)
   if (!withDays) return problems
   if (!Array.isArray(value.days)) return [...problems, 'no days']
@@ -146,10 +146,11 @@ function weekProblems (ownerOf: Owners['ownerOf'], school: SchoolState, value: u
 }
 
 function learn (school: SchoolState, week: WeekBody): void {
-  const known = school.weeks.get(week.id)
-  const days = Array.isArray(week.days) ? week.days.map((d) => d.id) : []
+  const id = Number(week.id)
+  const known = school.weeks.get(id)
+  const days = Array.isArray(week.days) ? week.days.map((d) => Number(d.id)) : []
   if (known === undefined) {
-    school.weeks.set(week.id, { id: week.id, weekOf: week.weekOf, days, seed: false, pinned: false, deleted: false })
+    school.weeks.set(id, { id, weekOf: week.weekOf, days, seed: false, pinned: false, deleted: false })
   } else if (days.length > 0) {
     known.days = days
   }
@@ -187,7 +188,7 @@ export function createChecks (send: Send, slugs: string[], result: IsolationResu
         owner: school.slug,
         check: (body) => {
           const problems = weekProblems(ownerOf, school, body, withDays)
-          if (id !== undefined && isWeek(body) && body.id !== id) problems.push(`asked for week ${id}, got ${body.id}`)
+          if (id !== undefined && isWeek(body) && body.id !== String(id)) problems.push(`asked for week ${id}, got ${body.id}`)
           if (problems.length === 0 && isWeek(body)) learn(school, body)
           return problems
         },

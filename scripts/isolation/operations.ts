@@ -84,7 +84,7 @@ const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
         check: (body) => {
           const day = body as DayBody
           const problems: string[] = []
-          if (day.id !== dayId) problems.push(`patched day ${dayId}, got ${day.id}`)
+          if (day.id !== String(dayId)) problems.push(`patched day ${dayId}, got ${day.id}`)
           if (day.menuDetails !== menuDetails) problems.push(`menu "${day.menuDetails}" is not the one sent`)
           if (fleet.checks.ownerOf(day.day) !== school.slug) problems.push(`day ${day.day} is not ${school.slug}'s`)
           if (dayOf !== undefined && !weekdaysOf(dayOf.weekOf).includes(day.day)) problems.push(`day ${day.day} is not in week ${dayOf.weekOf}`)
@@ -106,7 +106,7 @@ const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
         ...fleet.checks.weekExpectation('publish', school, statuses, { id, codes: { 404: 'LUNCH_WEEK_NOT_FOUND' }, write: true }),
         check: (body) => {
           const problems = fleet.checks.weekProblems(school, body, true)
-          if (isWeek(body) && body.id !== id) problems.push(`published week ${id}, got ${body.id}`)
+          if (isWeek(body) && body.id !== String(id)) problems.push(`published week ${id}, got ${body.id}`)
           if (isWeek(body) && body.isPublished !== isPublished) problems.push(`isPublished ${String(body.isPublished)}, sent ${String(isPublished)}`)
           return problems
         }

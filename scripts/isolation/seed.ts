@@ -26,7 +26,7 @@ export async function seedSchool (fleet: Fleet, school: SchoolState, weeks: numb
         checks.weekExpectation('create', school, [201]), 'single')
       : await checks.perform('seed', { method: 'GET', url: `/api/lunch-weeks/${existing.id}`, headers }, checks.weekExpectation('get', school, [200], { id: existing.id }), 'single')
     if (!res.ok) fail(`week ${monday} (${res.status})`)
-    const week = school.weeks.get((res.body as WeekBody).id) as KnownWeek
+    const week = school.weeks.get(Number((res.body as WeekBody).id)) as KnownWeek
     week.seed = true
     week.pinned = k === 0
     for (const dayId of week.days) {

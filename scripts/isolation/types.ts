@@ -129,8 +129,9 @@ export interface PlannedRequest {
   after?: (status: number) => void
 }
 
-export interface DayBody { id: number, day: string, menuDetails: string }
-export interface WeekBody { id: number, weekOf: string, isPublished: boolean, days?: DayBody[] }
+// The API's ids are decimal strings; the check keeps them as numbers (KnownWeek).
+export interface DayBody { id: string, day: string, menuDetails: string }
+export interface WeekBody { id: string, weekOf: string, isPublished: boolean, days?: DayBody[] }
 
 /** Counts one more of `key`. */
 export function increment (counts: Record<string | number, number>, key: string | number): void {

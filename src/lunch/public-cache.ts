@@ -102,18 +102,25 @@ export function createPublicCache (options: PublicCacheOptions): PublicCache {
   }
 }
 
+// Reads of one key started again because staff writes kept forgetting it.
+const FORGOTTEN_READS_MAX = 5
+
 /** A cached value, or one fetched once for all concurrent callers; `miss` learns of a fetch. */
 async function cached<K extends {}, V extends {}> (cache: LRUCache<K, V>, key: K, miss: () => void): Promise<V> {
   const hit = cache.get(key)
   if (hit !== undefined) return hit
   miss()
-  try {
-    return await cache.fetch(key) as V
-  } catch (error) {
-    // A staff write forgot this key while it was being read: the answer in
-    // flight may predate the write, so read it again.
-    if ((error as Error).message === 'deleted') return await cache.fetch(key) as V
-    throw error
+  for (let read = 1; ; read++) {
+    try {
+      return await cache.fetch(key) as V
+    } catch (error) {
+      // A staff write forgot this key while it was being read: the answer in
+      // flight may predate the write, so read it again, and again for each
+      // write that comes during the next read. A week rewritten faster than
+      // it can be read is a 503 to retry, never a 500.
+      if ((error as Error).message !== 'deleted') throw error
+      if (read === FORGOTTEN_READS_MAX) throw new CatalogUnavailable()
+    }
   }
 }
 

@@ -2,8 +2,8 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { CatalogUnavailable, PublicMenuStale, SchoolNotFound } from '../errors.js'
 import { isSafeName } from '../postgres/names.js'
-import { createPublicCache, StaleCopies, type PublicAnswer } from './public-cache.js'
-import { publicCopies } from './public-menus.js'
+import { createPublicCache, StaleCopies, type PublicAnswer, type PublicCache } from './public-cache.js'
+import { publicCopies, type PublicCopies } from './public-menus.js'
 import { createRepairer } from './public-repairer.js'
 import { lunchWeeks, type WriteOptions } from './repository.js'
 
@@ -72,6 +72,43 @@ const STALE_AFTER_MS = 30_000
 const CATALOG_TIMEOUT_MS = 2_000
 
 /**
+ * The notes and copies of staff writes: a note before the school's COMMIT,
+ * the copy after it; a copy that fails is left to the repairer.
+ */
+function tracker (copies: PublicCopies, cache: PublicCache, countFailure: () => void): PublicMenus['track'] {
+  return (request) => {
+    const school = request.school
+    if (school === null) throw new Error('public copies are tracked for a request with a school only')
+    let pending: { id: number, weekOf: string } | null = null
+    return {
+      beforeCommit: async (write) => {
+        if (!write.touchesPublic) return
+        try {
+          pending = { id: await copies.markPending(school.id, CATALOG_TIMEOUT_MS), weekOf: write.weekOf }
+        } catch (error) {
+          request.log.warn({ err: error, school: school.slug }, 'could not note a public change; the write is rolled back')
+          throw new CatalogUnavailable()
+        }
+      },
+      settle: async () => {
+        if (pending === null) return
+        const { id, weekOf } = pending
+        try {
+          // copyWeek takes the school's connection before the catalog's, in
+          // the order the write took them (see public-menus.ts).
+          await copies.copyWeek(request.db, school.id, weekOf, async (db) => await lunchWeeks(db).getPublished(weekOf), id)
+        } catch (error) {
+          // The write has committed and stays; its note stays too, for the repairer.
+          countFailure()
+          request.log.warn({ err: error, school: school.slug }, 'public copy not written; the repairer will redo it')
+        }
+        cache.forgetWeek(school.id, weekOf)
+      }
+    }
+  }
+}
+
+/**
  * The public menus: answers from the catalog's copies through this
  * process's cache, the notes and copies of staff writes, and the repairer
  * of copies those left behind.
@@ -109,34 +146,7 @@ export default fp<PublicMenusOptions>(async (app, options) => {
     }
   }
 
-  function track (request: FastifyRequest): WriteOptions & { settle: () => Promise<void> } {
-    const school = request.school
-    if (school === null) throw new Error('public copies are tracked for a request with a school only')
-    let pending: { id: number, weekOf: string } | null = null
-    return {
-      beforeCommit: async (write) => {
-        if (!write.touchesPublic) return
-        try {
-          pending = { id: await copies.markPending(school.id, CATALOG_TIMEOUT_MS), weekOf: write.weekOf }
-        } catch (error) {
-          request.log.warn({ err: error, school: school.slug }, 'could not note a public change; the write is rolled back')
-          throw new CatalogUnavailable()
-        }
-      },
-      settle: async () => {
-        if (pending === null) return
-        const { id, weekOf } = pending
-        try {
-          await copies.copyWeek(request.db, school.id, weekOf, async (db) => await lunchWeeks(db).getPublished(weekOf), id)
-        } catch (error) {
-          // The write has committed and stays; its note stays too, for the repairer.
-          copyFailures++
-          request.log.warn({ err: error, school: school.slug }, 'public copy not written; the repairer will redo it')
-        }
-        cache.forgetWeek(school.id, weekOf)
-      }
-    }
-  }
+  const track = tracker(copies, cache, () => { copyFailures++ })
 
   const intervalMs = options.repairIntervalMs ?? REPAIR_INTERVAL_MS
   if (intervalMs > 0) app.addHook('onReady', async () => { repairer.start(intervalMs) })

@@ -1,35 +1,19 @@
 import type { Knex } from 'knex'
+import type { LunchDay, LunchWeek, LunchWeekWithDays } from './schemas.js'
 
-export interface LunchDay {
-  id: number
-  day: string
-  menuDetails: string
-}
-
-export interface LunchWeek {
-  id: number
-  weekOf: string
-  isPublished: boolean
-  createdAt: string
-  updatedAt: string
-}
-
-export interface LunchWeekWithDays extends LunchWeek {
-  days: LunchDay[]
-}
-
+// pg returns bigint columns as strings, which are the API's ids as they are.
 interface WeekRow { id: string, week_of: string, is_published: boolean, created_at: Date, updated_at: Date }
-interface DayRow { id: string, lunch_week_id: string | number, day: string, menu_details: string }
+interface DayRow { id: string, lunch_week_id: string, day: string, menu_details: string }
 
 const toWeek = (row: WeekRow): LunchWeek => ({
-  id: Number(row.id),
+  id: row.id,
   weekOf: row.week_of,
   isPublished: row.is_published,
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString()
 })
 
-const toDay = (row: DayRow): LunchDay => ({ id: Number(row.id), day: row.day, menuDetails: row.menu_details })
+const toDay = (row: DayRow): LunchDay => ({ id: row.id, day: row.day, menuDetails: row.menu_details })
 
 /** Monday to Friday of the week starting on `monday` (YYYY-MM-DD). */
 export function weekdaysOf (monday: string): string[] {
@@ -37,16 +21,17 @@ export function weekdaysOf (monday: string): string[] {
   return [0, 1, 2, 3, 4].map((offset) => new Date(start + offset * 86_400_000).toISOString().slice(0, 10))
 }
 
-interface WeekWithDaysRow extends WeekRow { days: Array<{ id: number, day: string, menu_details: string }> }
+interface WeekWithDaysRow extends WeekRow { days: Array<{ id: string, day: string, menu_details: string }> }
 
 /*
  * A week and its days are read in one statement. Two queries could straddle
  * a concurrent DELETE and answer with a week that has no days, a state that
- * never existed.
+ * never existed. The days' ids are cast to text inside the JSON: as JSON
+ * numbers, bigints past 2^53 would be rounded when parsed.
  */
 function selectWeeksWithDays (db: Knex | Knex.Transaction) {
   return db('lunch_week as w')
-    .select('w.*', db.raw(`coalesce(json_agg(json_build_object('id', d.id, 'day', d.day, 'menu_details', d.menu_details) ORDER BY d.day)
+    .select('w.*', db.raw(`coalesce(json_agg(json_build_object('id', d.id::text, 'day', d.day, 'menu_details', d.menu_details) ORDER BY d.day)
       FILTER (WHERE d.id IS NOT NULL), '[]') AS days`))
     .leftJoin('lunch_day as d', 'd.lunch_week_id', 'w.id')
     .groupBy('w.id')
@@ -54,7 +39,7 @@ function selectWeeksWithDays (db: Knex | Knex.Transaction) {
 
 const toWeekWithDays = (row: WeekWithDaysRow): LunchWeekWithDays => ({
   ...toWeek(row),
-  days: row.days.map((day) => ({ id: Number(day.id), day: day.day, menuDetails: day.menu_details }))
+  days: row.days.map((day) => ({ id: day.id, day: day.day, menuDetails: day.menu_details }))
 })
 
 /** What a write did to a week, told to the caller before its transaction commits. */

@@ -1,8 +1,10 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { InvalidId, LunchDayNotFound, LunchWeekExists, LunchWeekNotFound, NotAMonday } from '../errors.js'
+import { bearerAuth, errorResponses, ref, schoolHeader } from '../http/schemas.js'
 import { lunchWeeks } from './repository.js'
 import {
-  createWeekBody, dayIdParams, errorResponses, publishWeekBody, updateDayBody, weekIdParams
+  createWeekBody, dayIdParams, LunchDaySchema, LunchWeekSchema, LunchWeekWithDaysSchema, publishWeekBody, updateDayBody, weekIdParams
 } from './schemas.js'
 
 const BIGINT_MAX = 9_223_372_036_854_775_807n
@@ -17,102 +19,78 @@ function assertMonday (weekOf: string): void {
   if (new Date(`${weekOf}T00:00:00Z`).getUTCDay() !== 1) throw new NotAMonday(weekOf)
 }
 
-const secured = [{ bearerAuth: [] }]
-const schoolHeader = {
-  type: 'object',
-  properties: { 'x-school': { type: 'string', description: 'Active school slug, for tokens that allow several' } }
-} as const
+// What every staff route's schema says: its tag, the token and X-School, the errors.
+const staff = { tags: ['lunch'], security: bearerAuth, headers: schoolHeader }
+const staffErrors = errorResponses(400, 401, 403, 404, 503)
+const week = ref(LunchWeekWithDaysSchema)
 
 /**
  * The staff API, under the tenancy hook: every query goes to request.db.
  * Writes that may change what the public page shows also bring the
  * catalog's public copy up to date before they answer.
  */
-export const lunchRoutes: FastifyPluginAsync = async (app) => {
+export const lunchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/lunch-weeks', {
     schema: {
-      tags: ['lunch'],
+      ...staff,
       summary: 'The school\'s lunch weeks, newest first',
-      security: secured,
-      headers: schoolHeader,
-      response: { 200: { type: 'array', items: { $ref: 'LunchWeek#' } }, ...errorResponses }
+      response: { 200: Type.Array(ref(LunchWeekSchema)), ...staffErrors }
     }
   }, async (request) => await lunchWeeks(request.db).list())
 
-  app.post<{ Body: { weekOf: string } }>('/lunch-weeks', {
+  app.post('/lunch-weeks', {
     schema: {
-      tags: ['lunch'],
+      ...staff,
       summary: 'Create a week (Monday) with its five weekdays',
-      security: secured,
-      headers: schoolHeader,
       body: createWeekBody,
-      response: { 201: { $ref: 'LunchWeekWithDays#' }, 409: { $ref: 'Error#' }, ...errorResponses }
+      response: { 201: week, ...errorResponses(409), ...staffErrors }
     }
   }, async (request, reply) => {
     assertMonday(request.body.weekOf)
-    const week = await lunchWeeks(request.db).create(request.body.weekOf)
-    if (week === null) throw new LunchWeekExists(request.body.weekOf)
-    return await reply.code(201).send(week)
+    const created = await lunchWeeks(request.db).create(request.body.weekOf)
+    if (created === null) throw new LunchWeekExists(request.body.weekOf)
+    return await reply.code(201).send(created)
   })
 
-  app.get<{ Params: { id: string } }>('/lunch-weeks/:id', {
-    schema: {
-      tags: ['lunch'],
-      summary: 'One week with its days',
-      security: secured,
-      headers: schoolHeader,
-      params: weekIdParams,
-      response: { 200: { $ref: 'LunchWeekWithDays#' }, ...errorResponses }
-    }
+  app.get('/lunch-weeks/:id', {
+    schema: { ...staff, summary: 'One week with its days', params: weekIdParams, response: { 200: week, ...staffErrors } }
   }, async (request) => {
-    const week = await lunchWeeks(request.db).get(parseId(request.params.id, 'id'))
-    if (week === null) throw new LunchWeekNotFound(request.params.id)
-    return week
+    const found = await lunchWeeks(request.db).get(parseId(request.params.id, 'id'))
+    if (found === null) throw new LunchWeekNotFound(request.params.id)
+    return found
   })
 
-  app.patch<{ Params: { id: string }, Body: { isPublished: boolean } }>('/lunch-weeks/:id', {
-    schema: {
-      tags: ['lunch'],
-      summary: 'Publish or unpublish a week',
-      security: secured,
-      headers: schoolHeader,
-      params: weekIdParams,
-      body: publishWeekBody,
-      response: { 200: { $ref: 'LunchWeekWithDays#' }, ...errorResponses }
-    }
+  app.patch('/lunch-weeks/:id', {
+    schema: { ...staff, summary: 'Publish or unpublish a week', params: weekIdParams, body: publishWeekBody, response: { 200: week, ...staffErrors } }
   }, async (request) => {
     const copy = app.publicMenus.track(request)
-    const week = await lunchWeeks(request.db).setPublished(parseId(request.params.id, 'id'), request.body.isPublished, copy)
-    if (week === null) throw new LunchWeekNotFound(request.params.id)
+    const updated = await lunchWeeks(request.db).setPublished(parseId(request.params.id, 'id'), request.body.isPublished, copy)
+    if (updated === null) throw new LunchWeekNotFound(request.params.id)
     await copy.settle()
-    return week
+    return updated
   })
 
-  app.delete<{ Params: { id: string } }>('/lunch-weeks/:id', {
+  app.delete('/lunch-weeks/:id', {
     schema: {
-      tags: ['lunch'],
+      ...staff,
       summary: 'Delete a week and its days',
-      security: secured,
-      headers: schoolHeader,
       params: weekIdParams,
-      response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses }
+      response: { 204: Type.Null({ description: 'Deleted' }), ...staffErrors }
     }
   }, async (request, reply) => {
     const copy = app.publicMenus.track(request)
     if (!await lunchWeeks(request.db).remove(parseId(request.params.id, 'id'), copy)) throw new LunchWeekNotFound(request.params.id)
     await copy.settle()
-    return await reply.code(204).send()
+    return await reply.code(204).send(null)
   })
 
-  app.patch<{ Params: { id: string, dayId: string }, Body: { menuDetails: string } }>('/lunch-weeks/:id/days/:dayId', {
+  app.patch('/lunch-weeks/:id/days/:dayId', {
     schema: {
-      tags: ['lunch'],
+      ...staff,
       summary: 'Set the menu of one day of a week',
-      security: secured,
-      headers: schoolHeader,
       params: dayIdParams,
       body: updateDayBody,
-      response: { 200: { $ref: 'LunchDay#' }, ...errorResponses }
+      response: { 200: ref(LunchDaySchema), ...staffErrors }
     }
   }, async (request) => {
     const { id, dayId } = request.params

@@ -1,111 +1,69 @@
+import { Type, type Static, type TSchema } from 'typebox'
+import { httpSchemas, ref, slug } from '../http/schemas.js'
+
 /*
- * JSON schemas of the lunch API. They validate requests (no coercion, no
- * unknown properties) and shape responses, and the same objects feed the
- * OpenAPI document at /docs/json.
+ * Schemas of the lunch API, in TypeBox: they validate requests (no
+ * coercion, no unknown properties), shape responses, are the handlers' and
+ * the repository's types, and feed the OpenAPI document at /docs/json.
  */
 
 // Ids are bigint in the database: 1 to 19 digits, range checked in parseId.
 export const ID_PATTERN = '^[1-9][0-9]{0,18}$'
 export const MENU_DETAILS_MAX = 2_000
 
-const date = { type: 'string', format: 'date', description: 'YYYY-MM-DD' } as const
+const date = (description = 'YYYY-MM-DD') => Type.String({ format: 'date', description })
 
-export const errorSchema = {
-  $id: 'Error',
-  type: 'object',
-  properties: {
-    statusCode: { type: 'integer' },
-    code: { type: 'string' },
-    error: { type: 'string' },
-    message: { type: 'string' }
-  },
-  required: ['statusCode', 'code', 'error', 'message']
-} as const
+/*
+ * An id is a decimal string wherever it appears, in bodies as in paths: a
+ * bigint outgrows JavaScript's safe integers, and a JSON number that large
+ * would be rounded by the browser without a word. One type also lets a
+ * client pass `week.id` to the path as it came.
+ */
+const id = () => Type.String({ pattern: ID_PATTERN, description: 'A bigint id, as a decimal string' })
 
-export const lunchDaySchema = {
-  $id: 'LunchDay',
-  type: 'object',
-  properties: {
-    id: { type: 'integer' },
-    day: date,
-    menuDetails: { type: 'string' }
-  },
-  required: ['id', 'day', 'menuDetails']
-} as const
+export const LunchDaySchema = Type.Object({
+  id: id(),
+  day: date(),
+  menuDetails: Type.String()
+}, { $id: 'LunchDay' })
 
 const weekProperties = {
-  id: { type: 'integer' },
-  weekOf: date,
-  isPublished: { type: 'boolean' },
-  createdAt: { type: 'string', format: 'date-time' },
-  updatedAt: { type: 'string', format: 'date-time' }
-} as const
+  id: id(),
+  weekOf: date(),
+  isPublished: Type.Boolean(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' })
+}
 
-export const lunchWeekSchema = {
-  $id: 'LunchWeek',
-  type: 'object',
-  properties: weekProperties,
-  required: ['id', 'weekOf', 'isPublished', 'createdAt', 'updatedAt']
-} as const
+export const LunchWeekSchema = Type.Object(weekProperties, { $id: 'LunchWeek' })
 
-export const lunchWeekWithDaysSchema = {
-  $id: 'LunchWeekWithDays',
-  type: 'object',
-  properties: { ...weekProperties, days: { type: 'array', items: { $ref: 'LunchDay#' } } },
-  required: ['id', 'weekOf', 'isPublished', 'createdAt', 'updatedAt', 'days']
-} as const
+export const LunchWeekWithDaysSchema = Type.Object({
+  ...weekProperties,
+  days: Type.Array(ref(LunchDaySchema))
+}, { $id: 'LunchWeekWithDays' })
 
-export const sharedSchemas = [errorSchema, lunchDaySchema, lunchWeekSchema, lunchWeekWithDaysSchema]
+export type LunchDay = Static<typeof LunchDaySchema>
+export type LunchWeek = Static<typeof LunchWeekSchema>
+export type LunchWeekWithDays = Static<typeof LunchWeekWithDaysSchema>
 
-export const weekIdParams = {
-  type: 'object',
-  properties: { id: { type: 'string', pattern: ID_PATTERN } },
-  required: ['id'],
-  additionalProperties: false
-} as const
+/** The lunch app's schemas added by $id; routes refer to them with ref(). */
+export const lunchSchemas: TSchema[] = [LunchDaySchema, LunchWeekSchema, LunchWeekWithDaysSchema]
 
-export const dayIdParams = {
-  type: 'object',
-  properties: { id: { type: 'string', pattern: ID_PATTERN }, dayId: { type: 'string', pattern: ID_PATTERN } },
-  required: ['id', 'dayId'],
-  additionalProperties: false
-} as const
+/** For a server of lunch routes alone (the bench's baseline): every schema they refer to. */
+export const sharedSchemas: TSchema[] = [...httpSchemas, ...lunchSchemas]
 
-export const createWeekBody = {
-  type: 'object',
-  properties: { weekOf: { ...date, description: 'The Monday the week starts on, YYYY-MM-DD' } },
-  required: ['weekOf'],
-  additionalProperties: false
-} as const
+export const weekIdParams = Type.Object({ id: id() }, { additionalProperties: false })
 
-export const publishWeekBody = {
-  type: 'object',
-  properties: { isPublished: { type: 'boolean' } },
-  required: ['isPublished'],
-  additionalProperties: false
-} as const
+export const dayIdParams = Type.Object({ id: id(), dayId: id() }, { additionalProperties: false })
 
-export const updateDayBody = {
-  type: 'object',
-  properties: { menuDetails: { type: 'string', maxLength: MENU_DETAILS_MAX } },
-  required: ['menuDetails'],
-  additionalProperties: false
-} as const
+export const createWeekBody = Type.Object({
+  weekOf: date('The Monday the week starts on, YYYY-MM-DD')
+}, { additionalProperties: false })
 
-export const publicWeekParams = {
-  type: 'object',
-  properties: {
-    slug: { type: 'string', pattern: '^[a-z0-9_-]{1,63}$' },
-    weekOf: date
-  },
-  required: ['slug', 'weekOf'],
-  additionalProperties: false
-} as const
+export const publishWeekBody = Type.Object({ isPublished: Type.Boolean() }, { additionalProperties: false })
 
-export const errorResponses = {
-  400: { $ref: 'Error#' },
-  401: { $ref: 'Error#' },
-  403: { $ref: 'Error#' },
-  404: { $ref: 'Error#' },
-  503: { $ref: 'Error#' }
-} as const
+export const updateDayBody = Type.Object({
+  menuDetails: Type.String({ maxLength: MENU_DETAILS_MAX })
+}, { additionalProperties: false })
+
+export const publicWeekParams = Type.Object({ slug, weekOf: date() }, { additionalProperties: false })

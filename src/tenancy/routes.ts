@@ -1,25 +1,21 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { bearerAuth, errorResponses } from '../http/schemas.js'
+
+const Identity = Type.Object({
+  subject: Type.Unsafe<string | null>({ type: ['string', 'null'] }),
+  school: Type.Object({ slug: Type.String(), name: Type.String() }),
+  schools: Type.Array(Type.String())
+})
 
 /** GET /api/me: who the token is and which school this request acts for. */
-export const identityRoutes: FastifyPluginAsync = async (app) => {
+export const identityRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/me', {
     schema: {
       tags: ['identity'],
       summary: 'The token\'s subject, the active school and the schools the token allows',
-      security: [{ bearerAuth: [] }],
-      response: {
-        200: {
-          type: 'object',
-          properties: {
-            subject: { type: ['string', 'null'] },
-            school: { type: 'object', properties: { slug: { type: 'string' }, name: { type: 'string' } }, required: ['slug', 'name'] },
-            schools: { type: 'array', items: { type: 'string' } }
-          },
-          required: ['subject', 'school', 'schools']
-        },
-        401: { $ref: 'Error#' },
-        403: { $ref: 'Error#' }
-      }
+      security: bearerAuth,
+      response: { 200: Identity, ...errorResponses(401, 403) }
     }
   }, async (request) => ({
     subject: request.identity?.subject ?? null,

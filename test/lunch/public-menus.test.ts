@@ -17,8 +17,8 @@ import { withDatabase } from '../helpers/databases.js'
  * past the stale bound.
  */
 
-interface Day { id: number, day: string, menuDetails: string }
-interface Week { id: number, weekOf: string, isPublished: boolean, days: Day[] }
+interface Day { id: string, day: string, menuDetails: string }
+interface Week { id: string, weekOf: string, isPublished: boolean, days: Day[] }
 
 const DAY_MS = 86_400_000
 
@@ -189,6 +189,40 @@ t.test('repeated public reads inside max-age do not reach the database', async (
 
   const other = await anotherProcess(t, ctx)
   t.equal(await shown(other, 'alpha', monday(1)), '200 changed', 'a process without the cache does read the catalog')
+})
+
+t.test('a copy written while ids were JSON numbers is served with string ids', async (t) => {
+  const ctx = await testApp(t, 'pubids', { schools: ['alpha'] })
+  const week = await publishedWeek(ctx, 'alpha', monday(1), 'Bean chili')
+  // What a copy looked like before ids were strings: the week's and the days' ids as numbers.
+  await withCatalog(ctx, async (catalog) => {
+    await catalog('public_lunch_weeks').update({
+      week: catalog.raw(`jsonb_set(week, '{id}', to_jsonb((week->>'id')::bigint)) || jsonb_build_object('days',
+        (SELECT jsonb_agg(jsonb_set(d, '{id}', to_jsonb((d->>'id')::bigint)) ORDER BY n) FROM jsonb_array_elements(week->'days') WITH ORDINALITY AS x(d, n)))`)
+    })
+    const [row] = await catalog('public_lunch_weeks').select(catalog.raw("jsonb_typeof(week->'id') AS type"))
+    t.equal((row as { type: string }).type, 'number', 'the copy holds a numeric id')
+  })
+  const res = await (await anotherProcess(t, ctx)).inject({ method: 'GET', url: publicUrl('alpha', monday(1)) })
+  t.equal(res.statusCode, 200)
+  const shownWeek = res.json<Week>()
+  t.equal(shownWeek.id, week.id, 'the week id as a string')
+  t.same(shownWeek.days.map((d) => d.id), week.days.map((d) => d.id), 'the day ids as strings')
+})
+
+t.test('concurrent edits of published weeks, one connection to each database: no write waits on another', async (t) => {
+  // A copy must not hold the catalog's only connection while it waits for
+  // the school's, which a write holds while it waits for the catalog's.
+  const ctx = await testApp(t, 'pubwait', { schools: ['alpha'], env: { CATALOG_POOL_SIZE: '1', TENANT_POOL_SIZE: '1' } })
+  const weeks = [await publishedWeek(ctx, 'alpha', monday(1), 'One'), await publishedWeek(ctx, 'alpha', monday(2), 'Two')]
+  const answers: string[] = []
+  for (let round = 0; round < 5; round++) {
+    const edits = await Promise.all(weeks.map(async (week) => await setMenu(ctx, 'alpha', week, `Round ${round}`)))
+    answers.push(...edits.map((res) => res.statusCode === 200 ? '200' : `${res.statusCode} ${res.json<{ code: string }>().code}`))
+  }
+  t.same([...new Set(answers)], ['200'], 'every edit answered 200')
+  t.equal((await metrics(ctx.app)).public_copy_failures_total, 0, 'every copy was written before its edit answered, none left to the repairer')
+  t.equal(await shown(ctx.app, 'alpha', monday(2)), '200 Round 4', 'the public page shows the last edit')
 })
 
 t.test('publish, edit, unpublish and delete show up on the public page, here and in another process', async (t) => {

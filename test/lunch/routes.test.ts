@@ -12,8 +12,8 @@ import { withDatabase } from '../helpers/databases.js'
  * its caching headers, isolation between schools, and the OpenAPI document.
  */
 
-interface Day { id: number, day: string, menuDetails: string }
-interface Week { id: number, weekOf: string, isPublished: boolean, createdAt: string, updatedAt: string }
+interface Day { id: string, day: string, menuDetails: string }
+interface Week { id: string, weekOf: string, isPublished: boolean, createdAt: string, updatedAt: string }
 interface WeekWithDays extends Week { days: Day[] }
 
 interface WeekRow { id: string | number, week_of: string, is_published: boolean, created_at: Date, updated_at: Date }
@@ -115,7 +115,7 @@ t.test('every staff route works against the school\'s database', async (t) => {
     nov23 = json<WeekWithDays>(res)
     t.equal(nov23.weekOf, NOV_23)
     t.equal(nov23.isPublished, false, 'new weeks are drafts')
-    t.ok(Number.isSafeInteger(nov23.id) && nov23.id > 0, 'integer id')
+    t.match(nov23.id, /^[1-9][0-9]*$/, 'the id is a decimal string')
     t.match(nov23.createdAt, ISO_INSTANT)
     t.match(nov23.updatedAt, ISO_INSTANT)
     t.same(nov23.days.map((d) => d.day), NOV_23_WEEKDAYS, 'Monday to Friday, in order')
@@ -123,8 +123,8 @@ t.test('every staff route works against the school\'s database', async (t) => {
     t.equal(new Set(nov23.days.map((d) => d.id)).size, 5, 'distinct day ids')
 
     const { weeks, days } = await snapshot(ctx, 'alpha')
-    t.same(weeks.map((w) => [Number(w.id), w.week_of, w.is_published]), [[nov23.id, NOV_23, false]], 'one lunch_week row')
-    t.same(days.map((d) => [Number(d.id), Number(d.lunch_week_id), d.day, d.menu_details]),
+    t.same(weeks.map((w) => [String(w.id), w.week_of, w.is_published]), [[nov23.id, NOV_23, false]], 'one lunch_week row')
+    t.same(days.map((d) => [String(d.id), String(d.lunch_week_id), d.day, d.menu_details]),
       nov23.days.map((d) => [d.id, nov23.id, d.day, '']), 'exactly five lunch_day rows of that week')
   })
 
@@ -192,15 +192,15 @@ t.test('every staff route works against the school\'s database', async (t) => {
 
   t.test('DELETE /api/lunch-weeks/:id removes the week and, by cascade, its days', async (t) => {
     const before = await snapshot(ctx, 'alpha')
-    t.equal(before.days.filter((d) => Number(d.lunch_week_id) === nov23.id).length, 5, 'the days exist before')
+    t.equal(before.days.filter((d) => String(d.lunch_week_id) === nov23.id).length, 5, 'the days exist before')
 
     const res = await app.inject({ method: 'DELETE', url: `/api/lunch-weeks/${nov23.id}`, headers })
     t.equal(res.statusCode, 204)
     t.equal(res.body, '', 'no body')
 
     const after = await snapshot(ctx, 'alpha')
-    t.notOk(after.weeks.some((w) => Number(w.id) === nov23.id), 'the week row is gone')
-    t.equal(after.days.filter((d) => Number(d.lunch_week_id) === nov23.id).length, 0, 'its days are gone')
+    t.notOk(after.weeks.some((w) => String(w.id) === nov23.id), 'the week row is gone')
+    t.equal(after.days.filter((d) => String(d.lunch_week_id) === nov23.id).length, 0, 'its days are gone')
     t.same(after.weeks.map((w) => w.week_of).sort(), [JAN_05, NOV_30, DEC_28], 'the other weeks stay')
     t.equal(after.days.length, 15, 'the other weeks keep their five days each')
 
@@ -234,7 +234,7 @@ t.test('requests are validated and rejected writes change nothing', async (t) =>
   })
 
   t.test('an unknown week id is 404 LUNCH_WEEK_NOT_FOUND', async (t) => {
-    const id = String(other.id + 1000)
+    const id = String(Number(other.id) + 1000)
     assertError(t, await app.inject({ method: 'GET', url: `/api/lunch-weeks/${id}`, headers }), 404, 'LUNCH_WEEK_NOT_FOUND', 'GET')
     assertError(t, await app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${id}`, headers, payload: { isPublished: true } }), 404, 'LUNCH_WEEK_NOT_FOUND', 'PATCH')
     assertError(t, await app.inject({ method: 'DELETE', url: `/api/lunch-weeks/${id}`, headers }), 404, 'LUNCH_WEEK_NOT_FOUND', 'DELETE')
@@ -250,7 +250,7 @@ t.test('requests are validated and rejected writes change nothing', async (t) =>
     })
     assertError(t, res, 404, 'LUNCH_DAY_NOT_FOUND', 'day of another week')
     const noWeek = await app.inject({
-      method: 'PATCH', url: `/api/lunch-weeks/${other.id + 1000}/days/${foreignDay.id}`, headers, payload: { menuDetails: 'Hijacked' }
+      method: 'PATCH', url: `/api/lunch-weeks/${Number(other.id) + 1000}/days/${foreignDay.id}`, headers, payload: { menuDetails: 'Hijacked' }
     })
     assertError(t, noWeek, 404, 'LUNCH_DAY_NOT_FOUND', 'day under an unknown week')
     const noDay = await app.inject({
@@ -562,6 +562,30 @@ t.test('schools never see each other\'s weeks', async (t) => {
   })
 })
 
+t.test('ids past 2^53 come back exactly, as strings, in every answer', async (t) => {
+  const ctx = await testApp(t, 'lrbigid', { schools: ['alpha'] })
+  // 2^53 + 1 is the first integer a JSON number in JavaScript cannot hold.
+  const FIRST = 9_007_199_254_740_993n
+  await inSchool(ctx, 'alpha', async (db) => {
+    for (const table of ['lunch_week', 'lunch_day']) await db.raw(`SELECT setval(pg_get_serial_sequence('${table}', 'id'), ?)`, [String(FIRST - 1n)])
+  })
+  const headers = ctx.auth('alpha')
+  const week = await createWeek(ctx, 'alpha', NOV_23)
+  t.equal(week.id, String(FIRST), 'the week id')
+  t.same(week.days.map((d) => d.id), [0n, 1n, 2n, 3n, 4n].map((n) => String(FIRST + n)), 'the day ids')
+
+  const read = await ctx.app.inject({ url: `/api/lunch-weeks/${week.id}`, headers })
+  t.equal(read.statusCode, 200, 'read back by the id it came with')
+  t.match(read.body, `"id":"${FIRST}"`, 'as a JSON string, digit for digit')
+  const day = await ctx.app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${week.id}/days/${week.days[4]?.id ?? ''}`, headers, payload: { menuDetails: 'Soup' } })
+  t.same(day.json(), { id: String(FIRST + 4n), day: '2026-11-27', menuDetails: 'Soup' }, 'a day by its id')
+  await publish(ctx, 'alpha', week)
+  const listed = await ctx.app.inject({ url: '/api/lunch-weeks', headers })
+  t.same(listed.json<Week[]>().map((w) => w.id), [String(FIRST)], 'the list')
+  const shown = await ctx.app.inject({ url: `/api/public/schools/alpha/lunch-weeks/${NOV_23}` })
+  t.same(shown.json<WeekWithDays>().days.map((d) => d.id), week.days.map((d) => d.id), 'the public page')
+})
+
 t.test('the OpenAPI document describes every route', async (t) => {
   const ctx = await testApp(t, 'lrdocs')
   const res = await ctx.app.inject({ method: 'GET', url: '/docs/json' })
@@ -603,7 +627,7 @@ t.test('a week read while it is deleted is either whole or gone, never without i
   const seen: string[] = []
   for (let i = 0; i < 60; i++) {
     const created = await app.inject({ method: 'POST', url: '/api/lunch-weeks', headers, payload: { weekOf: '2026-11-23' } })
-    const id = (created.json() as { id: number }).id
+    const id = (created.json() as { id: string }).id
     const [read, publish] = await Promise.all([
       app.inject({ url: `/api/lunch-weeks/${id}`, headers }),
       app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${id}`, headers, payload: { isPublished: true } }),

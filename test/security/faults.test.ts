@@ -71,7 +71,7 @@ function startLoad (app: FastifyInstance, auth: (slug: string) => { authorizatio
     const authorization = headers.get(slug) as { authorization: string }
     // The week this worker last created; forgotten after a 5xx, since the
     // database it lives in may be gone.
-    let week: { id: number, dayId: number } | null = null
+    let week: { id: string, dayId: string } | null = null
     let step = offset
     while (!stopped.signal.aborted) {
       let op = (['list', 'create', 'publish', 'day'] as const)[step++ % 4] as Outcome['op']
@@ -86,10 +86,10 @@ function startLoad (app: FastifyInstance, auth: (slug: string) => { authorizatio
             : await app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${week?.id}/days/${week?.dayId}`, headers: authorization, payload: { menuDetails: `soup ${step}` } })
       const ms = Date.now() - startedAt
       const json = /^application\/json/.test(String(res.headers['content-type']))
-      let body: { code?: string, id?: number, days?: Array<{ id: number }> } = {}
+      let body: { code?: string, id?: string, days?: Array<{ id: string }> } = {}
       try { body = res.json() } catch { body = {} }
       outcomes.push({ slug, op, status: res.statusCode, code: res.statusCode < 300 ? null : (body.code ?? null), retryAfter: res.headers['retry-after'], json, startedAt, ms })
-      if (res.statusCode === 201 && typeof body.id === 'number' && body.days?.[0] !== undefined) week = { id: body.id, dayId: body.days[0].id }
+      if (res.statusCode === 201 && typeof body.id === 'string' && body.days?.[0] !== undefined) week = { id: body.id, dayId: body.days[0].id }
       if (res.statusCode >= 500) week = null
       await sleep(5)
     }
@@ -433,7 +433,7 @@ t.test('SIGTERM under load: in-flight requests finish, exit 0, no connection lef
   t.equal(await send('busy'), '200', 'the server serves')
   const created = await fetch(`${address}/api/lunch-weeks`, { method: 'POST', headers: headers('calm'), body: JSON.stringify({ weekOf: '2026-11-23' }) })
   t.equal(created.status, 201, 'a week to lock in calm')
-  const weekId = (await created.json() as { id: number }).id
+  const weekId = (await created.json() as { id: string }).id
 
   // busy: its table locked; calm: its one week locked, its list still free.
   const busyLock = await holdLock(dbs.serverUrl, dbs.databaseName('busy'), 'LOCK TABLE lunch_week IN ACCESS EXCLUSIVE MODE')

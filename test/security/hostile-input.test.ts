@@ -148,7 +148,7 @@ t.test('hostile input: 4xx with a stable code, never 500, never a hang, nothing 
   for (const [app, headers] of [[main.app, alpha], [main.app, main.auth('beta')], [rs.app, rsAlpha]] as const) {
     const res = await app.inject({ method: 'POST', url: '/api/lunch-weeks', headers, payload: { weekOf: '2026-11-23' } })
     t.equal(res.statusCode, 201, 'seed week created')
-    t.equal((res.json() as { id: number, days: unknown[] }).id, 1, 'seed week is id 1')
+    t.equal((res.json() as { id: string, days: unknown[] }).id, '1', 'seed week is id 1')
   }
   // The good requests work, so each refusal below is about what was changed.
   t.equal((await main.app.inject({ method: 'GET', url: '/api/lunch-weeks/1', headers: alpha })).statusCode, 200, 'a valid token reads week 1')

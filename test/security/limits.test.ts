@@ -43,7 +43,7 @@ t.test('security headers for a JSON API', async (t) => {
   t.equal(failed.headers['x-content-type-options'], 'nosniff', 'errors carry them too')
 
   const created = await app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: auth('alpha'), payload: { weekOf: '2026-11-23' } })
-  const week = created.json() as { id: number }
+  const week = created.json() as { id: string }
   await app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${week.id}`, headers: auth('alpha'), payload: { isPublished: true } })
   const pub = await app.inject({ url: '/api/public/schools/alpha/lunch-weeks/2026-11-23' })
   t.equal(pub.statusCode, 200)
