@@ -24,7 +24,7 @@ async function rowsOf (app: TestApp, database: string): Promise<Record<string, u
 async function fill (app: TestApp, slug: string, mondays: string[]): Promise<void> {
   for (const weekOf of mondays) {
     const week = await app.app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: app.auth(slug), payload: { weekOf } })
-    const { id, days } = week.json<{ id: number, days: Array<{ id: number }> }>()
+    const { id, days } = week.json<{ id: string, days: Array<{ id: string }> }>()
     await app.app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${id}/days/${days[1]?.id}`, headers: app.auth(slug), payload: { menuDetails: `Pasta\tand "sauce"\\ of ${weekOf}\nsecond line, ünïcode` } })
   }
 }
@@ -85,7 +85,7 @@ t.test('backup, then restore --as: the same rows, ids and sequences; a backup ta
   t.match(await catalogRow(app, 'pine2'), { database_name: 'bk_pine2', server: 'default', name: 'School pine', migration: '20261123000000_create_lunch_menu', last_error: null, seeding: 'done' })
   t.equal(await exists(app.dbs.admin, 'role', schoolRoleName('bk_pine2')), true, 'with its own role')
 
-  const next = await Promise.all(['pine', 'pine2'].map(async (slug) => (await app.app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: app.auth(slug), payload: { weekOf: '2027-01-04' } })).json<{ id: number }>().id))
+  const next = await Promise.all(['pine', 'pine2'].map(async (slug) => (await app.app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: app.auth(slug), payload: { weekOf: '2027-01-04' } })).json<{ id: string }>().id))
   t.equal(next[1], next[0], 'the API serves the restored school, and its sequences continue where the original\'s did')
 
   const defaultName = await cli('backup', 'pine')
@@ -193,7 +193,7 @@ t.test('restore --replace saves the school\'s data next to the file, restores be
   t.equal(await exists(app.dbs.admin, 'database', 'bkrep_elm_new'), false, 'the database built for it is gone')
   const stillWritable = await app.app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: app.auth('elm'), payload: { weekOf: '2026-12-07' } })
   t.equal(stillWritable.statusCode, 201, 'and the school takes writes again')
-  await app.app.inject({ method: 'DELETE', url: `/api/lunch-weeks/${stillWritable.json<{ id: number }>().id}`, headers: app.auth('elm') })
+  await app.app.inject({ method: 'DELETE', url: `/api/lunch-weeks/${stillWritable.json<{ id: string }>().id}`, headers: app.auth('elm') })
   fs.rmSync(path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith('elm-2')) ?? 'none'), { force: true })
 
   const replaced = await cli('restore', 'elm.schoolbackup', '--as', 'elm', '--replace', '--database', 'bkrep_elm_new')

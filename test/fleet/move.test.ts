@@ -46,7 +46,7 @@ async function fillSchool (app: TestApp, slug: string, mondays: string[]): Promi
   for (const weekOf of mondays) {
     const week = await app.app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: app.auth(slug), payload: { weekOf } })
     if (week.statusCode !== 201) throw new Error(`setup: ${week.body}`)
-    const { id, days } = week.json<{ id: number, days: Array<{ id: number }> }>()
+    const { id, days } = week.json<{ id: string, days: Array<{ id: string }> }>()
     await app.app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${id}/days/${days[0]?.id}`, headers: app.auth(slug), payload: { menuDetails: `Soup of ${weekOf}, "quoted"\ttab\\slash\nnewline é` } })
   }
 }
@@ -55,7 +55,7 @@ async function fillSchool (app: TestApp, slug: string, mondays: string[]): Promi
 async function snapshot (app: TestApp, slug: string): Promise<unknown[]> {
   const list = await app.app.inject({ url: '/api/lunch-weeks', headers: app.auth(slug) })
   if (list.statusCode !== 200) throw new Error(`snapshot of ${slug}: ${list.statusCode} ${list.body}`)
-  const weeks = list.json<Array<{ id: number }>>()
+  const weeks = list.json<Array<{ id: string }>>()
   return await Promise.all(weeks.map(async (w) => (await app.app.inject({ url: `/api/lunch-weeks/${w.id}`, headers: app.auth(slug) })).json()))
 }
 
@@ -99,8 +99,8 @@ t.test('a move with data: writes refused during the copy, reads served; then the
   t.same(await snapshot(app, 'alpha'), before, 'the API reads every row back from the new server')
   const added = await app.app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: app.auth('alpha'), payload: { weekOf: '2026-12-14' } })
   t.equal(added.statusCode, 201, 'writes work on the new server')
-  const maxBefore = Math.max(...before.map((w) => (w as { id: number }).id))
-  t.equal(added.json<{ id: number }>().id, maxBefore + 1, 'the sequence went along: the next id follows the copied ones')
+  const maxBefore = Math.max(...before.map((w) => Number((w as { id: string }).id)))
+  t.equal(added.json<{ id: string }>().id, String(maxBefore + 1), 'the sequence went along: the next id follows the copied ones')
   const onEast = await withDatabase(eastUrl, alphaDb, async (db) => await db('lunch_week').where({ week_of: '2026-12-14' }).first('id'))
   t.ok(onEast !== undefined, 'the new week is in the database on east')
   t.equal((await snapshot(app, 'beta')).length, 1, 'beta, not moved, is served as before')

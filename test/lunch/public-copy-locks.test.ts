@@ -14,7 +14,7 @@ t.test('concurrent edits of a published week, one school connection, one catalog
   const headers = auth('alpha')
   const created = await app.inject({ method: 'POST', url: '/api/lunch-weeks', headers, payload: { weekOf: '2026-11-30' } })
   t.equal(created.statusCode, 201)
-  const week = created.json<{ id: number, days: Array<{ id: number }> }>()
+  const week = created.json<{ id: string, days: Array<{ id: string }> }>()
   t.equal((await app.inject({ method: 'PATCH', url: `/api/lunch-weeks/${week.id}`, headers, payload: { isPublished: true } })).statusCode, 200)
 
   const edits = await Promise.all(week.days.flatMap((day, i) => [1, 2, 3].map(async (round) => {

@@ -242,8 +242,10 @@ t.test("a school's server stops while serving: fast 503s for it alone, back when
   const stoppingAt = Date.now()
   await stopEmbeddedPostgres(second.dataDir)
   const stopMs = Date.now() - stoppingAt
-  await waitFor('far to be refused for a while', 10_000, () =>
-    load.of('far', stoppingAt + stopMs).filter((o) => o.status === 503).length >= 30)
+  // The outage lasts until far has been refused a while and both home schools have been served in it.
+  await waitFor('far refused and the home schools served during the outage', 15_000, () =>
+    load.of('far', stoppingAt + stopMs).filter((o) => o.status === 503).length >= 30 &&
+    ['home1', 'home2'].every((slug) => load.of(slug, stoppingAt + stopMs).filter((o) => o.status < 300).length >= 10))
 
   const startingAt = Date.now()
   await attachSecond()
