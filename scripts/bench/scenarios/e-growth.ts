@@ -1,5 +1,6 @@
 import os from 'node:os'
 import { formatTable } from '../../../src/fleet/table.js'
+import { backendSpread, type SpreadRun } from '../backend-spread.js'
 import { growthChart, type GrowthCurve } from '../chart.js'
 import { connectRate } from '../connect-rate.js'
 import { CHURN_BUDGET, type Bench } from '../context.js'
@@ -47,9 +48,10 @@ export const growth: Scenario = {
       label,
       points: points.map((p) => ({ schools: p.active, rps: Math.round(mean(p.runs, 'rps')), p99: Math.round(mean(p.runs, 'p99')) }))
     }))
+    const spread = await postgresAlone(bench)
     const caption = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${new Date().toISOString().slice(0, 10)}; TENANT_POOL_SIZE 5`
     writeResult('growth.svg', growthChart(chart, caption))
-    return { ceiling, curves: results }
+    return { ceiling, curves: results, spread }
   }
 }
 
@@ -65,6 +67,19 @@ async function connectCeiling (bench: Bench): Promise<Array<Awaited<ReturnType<t
   say('New connections a second on this machine (connect, SELECT 1, close, as a school role):')
   say(formatTable(['at once', 'per second', 'p50 ms', 'errors'], rates.map((r) => [String(r.concurrency), fmt(r.perSecond), String(r.p50), String(r.errors)])))
   return rates
+}
+
+/** The first curve's work on PostgreSQL alone, over few backends and over many. */
+async function postgresAlone (bench: Bench): Promise<SpreadRun[]> {
+  const inFlight = bench.options.connections
+  const runs = await backendSpread(bench.schoolUrl, bench.fleetSize, inFlight, bench.options.duration)
+  const rate = (run: SpreadRun): number => run.perSecond.reduce((sum, value) => sum + value, 0) / Math.max(1, run.perSecond.length)
+  const reference = rate(runs[0] ?? { backends: 0, databases: 0, perSecond: [] })
+  say(`\nPostgreSQL alone, no service: the week query, ${inFlight} in flight, each backend in turn (order ABC CBA):`)
+  say(formatTable(['backends', 'databases', 'queries/s (two runs)', 'vs the first'], runs.map((run) => [
+    String(run.backends), String(run.databases), `${fmt(rate(run))} (${run.perSecond.map((value) => fmt(value)).join(', ')})`, (rate(run) / reference).toFixed(2)
+  ])))
+  return runs
 }
 
 /**
