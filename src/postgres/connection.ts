@@ -65,6 +65,13 @@ export async function openConnection (url: string, options: ConnectionOptions): 
   })
   client.on('error', (error) => { client.__knex__disposed = error })
   client.on('end', () => { client.__knex__disposed ??= 'connection ended' })
+  // A FATAL error ends the session (pg_terminate_backend, a shutdown), but the
+  // socket closes a moment later: a pool must not lend the connection in
+  // between. Registered before connect(), so this runs before pg hands the
+  // error to the query, and the connection is marked when knex releases it.
+  client.connection.on('errorMessage', (message: { severity?: string }) => {
+    if (message.severity === 'FATAL' || message.severity === 'PANIC') client.__knex__disposed ??= message
+  })
   await client.connect()
   return client
 }
