@@ -65,15 +65,22 @@ export async function openConnection (url: string, options: ConnectionOptions): 
   })
   client.on('error', (error) => { client.__knex__disposed = error })
   client.on('end', () => { client.__knex__disposed ??= 'connection ended' })
-  // A FATAL error ends the session (pg_terminate_backend, a shutdown), but the
-  // socket closes a moment later: a pool must not lend the connection in
-  // between. Registered before connect(), so this runs before pg hands the
-  // error to the query, and the connection is marked when knex releases it.
-  client.connection.on('errorMessage', (message: { severity?: string }) => {
-    if (message.severity === 'FATAL' || message.severity === 'PANIC') client.__knex__disposed ??= message
-  })
+  markBrokenOnFatal(client)
   await client.connect()
   return client
+}
+
+/**
+ * A FATAL error ends the session (pg_terminate_backend, a shutdown), but the
+ * socket closes a moment later: a pool must not lend the connection in
+ * between. The mark is set as pg reads the error message, ahead of pg's own
+ * handler (so before the query hears of it), and is there when knex
+ * releases the connection.
+ */
+function markBrokenOnFatal (client: pg.Client & { __knex__disposed?: unknown }): void {
+  client.connection.prependListener('errorMessage', (message: { severity?: string }) => {
+    if (message.severity === 'FATAL' || message.severity === 'PANIC') client.__knex__disposed ??= message
+  })
 }
 
 /** A Knex over a pool of our own (knex's `connectionPool`), which it only borrows from. */
@@ -98,7 +105,11 @@ export function createKnex (url: string, pool: PoolOptions): Knex {
       max: pool.max,
       idleTimeoutMillis: pool.idleTimeoutMillis ?? 30_000,
       // A dead server must fail the acquire at once, not after a minute.
-      propagateCreateError: true
+      propagateCreateError: true,
+      afterCreate: (client: pg.Client, done: (error: Error | null, client: pg.Client) => void) => {
+        markBrokenOnFatal(client)
+        done(null, client)
+      }
     },
     acquireConnectionTimeout: pool.acquireTimeoutMillis ?? 10_000,
     // knex prints connection failures with a stack trace to the console; the
