@@ -23,7 +23,16 @@ interface Point {
   stopCode: number | null
 }
 
-interface Curve { label: string, budget: (active: number) => number }
+interface Curve {
+  label: string
+  budget: (active: number) => number
+  /** Only these numbers of active schools; every size when absent. */
+  only?: (sizes: number[]) => number[]
+  /** Settings of the service beyond its budget. */
+  env?: Record<string, string>
+  /** Drawn on the growth chart. */
+  chart: boolean
+}
 
 /** E: req/s as the active schools grow, under a budget that holds them and under a fixed one. */
 export const growth: Scenario = {
@@ -34,17 +43,27 @@ export const growth: Scenario = {
     const ceiling = await connectCeiling(bench)
     const sizes = [1, 10, 100, 1000, 2000].filter((n) => n <= bench.fleetSize)
     const curves: Curve[] = [
-      { label: 'budget holds the active schools', budget: (active) => active + 20 },
-      { label: `fixed budget of ${CHURN_BUDGET}`, budget: () => CHURN_BUDGET }
+      { label: 'budget holds the active schools', budget: (active) => active + 20, chart: true },
+      { label: `fixed budget of ${CHURN_BUDGET}`, budget: () => CHURN_BUDGET, chart: true },
+      // The first curve's largest point with a school's pool held to one
+      // connection, on both sides of the ratio: how the figures of the hand
+      // measurement that led to the budget were taken.
+      {
+        label: 'budget holds the active schools, pools of one connection (TENANT_POOL_SIZE=1)',
+        budget: (active) => active + 20,
+        only: (all) => all.slice(-1),
+        env: { TENANT_POOL_SIZE: '1' },
+        chart: false
+      }
     ]
-    const results: Array<{ label: string, points: Point[] }> = []
+    const results: Array<{ label: string, points: Point[], chart: boolean }> = []
     for (const curve of curves) {
       const points: Point[] = []
-      for (const active of sizes) points.push(await measurePoint(bench, active, curve.budget(active)))
-      results.push({ label: curve.label, points })
+      for (const active of curve.only?.(sizes) ?? sizes) points.push(await measurePoint(bench, active, curve.budget(active), curve.env))
+      results.push({ label: curve.label, points, chart: curve.chart })
       printCurve(curve.label, points, bench.options.duration)
     }
-    const chart: GrowthCurve[] = results.map(({ label, points }) => ({
+    const chart: GrowthCurve[] = results.filter((curve) => curve.chart).map(({ label, points }) => ({
       label,
       points: points.map((p) => ({ schools: p.active, rps: Math.round(mean(p.runs, 'rps')), p99: Math.round(mean(p.runs, 'p99')) }))
     }))
@@ -91,8 +110,8 @@ async function postgresAlone (bench: Bench): Promise<SpreadRun[]> {
  * timed. The machine is shared: a reference taken minutes apart would
  * measure the neighbours as much as the schools.
  */
-async function measurePoint (bench: Bench, active: number, budget: number): Promise<Point> {
-  const service = await bench.startService({ TENANT_CONNECTIONS_MAX: String(budget) })
+async function measurePoint (bench: Bench, active: number, budget: number, env: Record<string, string> = {}): Promise<Point> {
+  const service = await bench.startService({ ...env, TENANT_CONNECTIONS_MAX: String(budget) })
   let turn = 0
   const spread = (): { path: string, headers: Record<string, string> } =>
     ({ path: WEEK_PATH, headers: { authorization: `Bearer ${bench.tokenFor(bench.slug((turn++ % active) + 1))}` } })
