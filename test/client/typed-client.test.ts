@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { projectRoot } from '../../src/config.js'
+import type { Observed } from '../fixtures/spa-client/observed.js'
 import { testApp } from '../helpers/app.js'
 
 /*
@@ -22,19 +23,7 @@ const GENERATED = path.join(CLIENT_DIR, 'api.d.ts')
 
 /** What the client module exports; imported by URL, so that the suite's own typecheck leaves it to this test. */
 interface SpaClient {
-  callEveryRoute: (baseUrl: string, token: string, school: string, monday: string, tuesday: string) => Promise<{
-    school: string | undefined
-    weekId: string
-    listedIds: string[]
-    readDays: number | undefined
-    dayIds: string[]
-    editedMenu: string | undefined
-    published: boolean | undefined
-    publicMenu: string | undefined
-    publicDayIds: string[]
-    refused: { status: number, code: string | undefined }
-    deleted: number
-  }>
+  callEveryRoute: (baseUrl: string, token: string, school: string, monday: string, tuesday: string) => Promise<Observed>
 }
 
 /** A project binary (node_modules/.bin), as `npx` would run it; its output on failure. */
