@@ -112,16 +112,21 @@ async function runOne<T> (fleet: Fleet, school: School, fn: SchoolTask<T>, copie
   } catch (error) {
     return { slug: school.slug, ok: false, error: error instanceof Error ? error : new Error(String(error)) }
   } finally {
-    if (db !== null && pendingId !== null) await copyAfterTask(copies, school.id, db, pendingId)
+    if (db !== null && pendingId !== null) await recopyPublicWeeks(copies, school.id, db, pendingId)
     await db?.destroy()
   }
 }
 
-/** On the task's own connection; when it fails, the note stays and the repairer copies later. */
-async function copyAfterTask (copies: PublicCopies, schoolId: number, db: Knex, pendingId: number): Promise<void> {
+/**
+ * Copies a school's published weeks to the public copies afresh, on a
+ * connection to the school, after work behind the API's back (a task, a
+ * restore) that took the note `pendingId` first. When it fails, the note
+ * stays and the API's repairer copies later: not the work's failure.
+ */
+export async function recopyPublicWeeks (copies: PublicCopies, schoolId: number, db: Knex, pendingId: number): Promise<void> {
   try {
     await copies.copyAllWeeks(db, schoolId, async (school) => await lunchWeeks(school).listPublished(), pendingId)
   } catch {
-    // Not the task's failure: its note makes the copy the repairer's job.
+    // The note makes the copy the repairer's job.
   }
 }

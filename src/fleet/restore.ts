@@ -9,9 +9,11 @@ import { schoolsRepository, seedsRepository, type School } from '../catalog/scho
 import { createKnex, databaseMessage, databaseUrl, openConnection } from '../postgres/connection.js'
 import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrations.js'
 import { assertSchoolDatabaseName, quoteIdentifier } from '../postgres/names.js'
-import { roleKeyId, schoolRoleName, schoolRolePassword } from '../postgres/roles.js'
+import { roleKeyId, schoolRoleName, schoolRolePassword, schoolRoleUrl } from '../postgres/roles.js'
+import { publicCopies } from '../lunch/public-menus.js'
 import { BackupRejected, copyText, readBackup, type BackupManifest } from './backup-format.js'
 import { backupSchool } from './backup.js'
+import { recopyPublicWeeks } from './for-each-school.js'
 import { checkNewSchool, defaultDatabaseName, placeSchool, SchoolAdminError, type Servers } from './school-admin.js'
 import { checkHistory, SchoolDatabaseBuild } from './school-database.js'
 import { holdMigrationLock, holdRestoreLock } from './school-lock.js'
@@ -113,17 +115,19 @@ class SchoolRestore {
     })
     let school: School
     let migrated: string[]
+    let pendingId: number
     try {
       await build.build()
       await this.load(serverUrl, databaseName)
       migrated = await build.migrateToLatest()
-      school = await this.record(existing, { server, databaseName })
+      ;({ school, pendingId } = await this.record(existing, { server, databaseName }))
     } catch (error) {
       await build.remove().catch(() => {})
       if (this.frozen !== null) await thawWrites(this.frozen, schoolRoleName((existing as School).databaseName)).catch(() => {})
       throw error
     }
     await build.complete().catch(() => {})
+    await this.copyPublicWeeks(school, serverUrl, pendingId)
     const replaced = existing === null || saved === null ? null : { file: saved, databaseName: existing.databaseName, server: existing.server, dropError: await this.dropReplaced(existing) }
     return { school, manifest: this.manifest, migrated, replaced }
   }
@@ -174,8 +178,12 @@ class SchoolRestore {
     }
   }
 
-  /** The school enters the catalog (or its row moves to the new database) in one transaction. */
-  private async record (existing: School | null, { server, databaseName }: { server: string, databaseName: string }): Promise<School> {
+  /**
+   * The school enters the catalog (or its row moves to the new database) in
+   * one transaction, with a note that its public copies must be written
+   * from the restored data (see src/lunch/public-menus.ts).
+   */
+  private async record (existing: School | null, { server, databaseName }: { server: string, databaseName: string }): Promise<{ school: School, pendingId: number }> {
     const name = (this.options.name ?? (existing === null ? this.manifest.school.name : existing.name)).trim()
     const latest = (await this.source.names()).at(-1) ?? null
     return await this.catalog.transaction(async (trx) => {
@@ -192,8 +200,19 @@ class SchoolRestore {
       await trx('school_seeds').where({ school_id: school.id }).delete()
       await seedsRepository(trx).recordSeeds(school.id, this.manifest.seeds)
       await seedsRepository(trx).setSeeding(school.id, 'done')
-      return { ...school, roleKeyId: roleKeyId(this.options.roleSecret) }
+      const pendingId = await publicCopies(trx).markPending(school.id)
+      return { school: { ...school, roleKeyId: roleKeyId(this.options.roleSecret) }, pendingId }
     })
+  }
+
+  /** The restored weeks reach the public page now; if not, the note leaves them to the API's repairer. */
+  private async copyPublicWeeks (school: School, serverUrl: string, pendingId: number): Promise<void> {
+    const db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, this.options.roleSecret), { max: 1, applicationName: APPLICATION })
+    try {
+      await recopyPublicWeeks(publicCopies(this.catalog), school.id, db, pendingId)
+    } finally {
+      await db.destroy()
+    }
   }
 
   /** The replaced database and its role, once the catalog no longer names them; an error is reported, not thrown. */

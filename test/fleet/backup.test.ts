@@ -59,6 +59,7 @@ t.test('backup, then restore --as: the same rows, ids and sequences; a backup ta
   const app = await testApp(t, 'bk', { schools: ['pine'] })
   await fill(app, 'pine', ['2026-11-23', '2026-11-30', '2026-12-07'])
   await app.app.inject({ method: 'DELETE', url: '/api/lunch-weeks/2', headers: app.auth('pine') })
+  t.equal((await app.app.inject({ method: 'PATCH', url: '/api/lunch-weeks/1', headers: app.auth('pine'), payload: { isPublished: true } })).statusCode, 200)
   const dir = t.testdir({})
   const cli = async (...args: string[]): Promise<Awaited<ReturnType<typeof runScript>>> => await runScript('scripts/schools.ts', args, { ...app.dbs.env, INIT_CWD: dir })
 
@@ -84,6 +85,12 @@ t.test('backup, then restore --as: the same rows, ids and sequences; a backup ta
   t.same(await rowsOf(app, 'bk_pine2'), await rowsOf(app, 'bk_pine'), 'the same rows, ids and timestamps included')
   t.match(await catalogRow(app, 'pine2'), { database_name: 'bk_pine2', server: 'default', name: 'School pine', migration: '20261123000000_create_lunch_menu', last_error: null, seeding: 'done' })
   t.equal(await exists(app.dbs.admin, 'role', schoolRoleName('bk_pine2')), true, 'with its own role')
+  const publicWeek = async (slug: string, weekOf: string): Promise<{ statusCode: number, days: unknown }> => {
+    const res = await app.app.inject({ url: `/api/public/schools/${slug}/lunch-weeks/${weekOf}` })
+    return { statusCode: res.statusCode, days: res.statusCode === 200 ? res.json<{ days: unknown }>().days : null }
+  }
+  t.same(await publicWeek('pine2', '2026-11-23'), await publicWeek('pine', '2026-11-23'), 'the restored school\'s published week is on its public page at once')
+  t.equal((await publicWeek('pine2', '2026-12-07')).statusCode, 404, 'and its unpublished one is not')
 
   const next = await Promise.all(['pine', 'pine2'].map(async (slug) => (await app.app.inject({ method: 'POST', url: '/api/lunch-weeks', headers: app.auth(slug), payload: { weekOf: '2027-01-04' } })).json<{ id: string }>().id))
   t.equal(next[1], next[0], 'the API serves the restored school, and its sequences continue where the original\'s did')
@@ -176,11 +183,13 @@ t.test('restore --replace saves the school\'s data next to the file, restores be
   const app = await testApp(t, 'bkrep', { schools: ['elm'] })
   await app.app.tenancy.listening
   await fill(app, 'elm', ['2026-11-23'])
+  await app.app.inject({ method: 'PATCH', url: '/api/lunch-weeks/1', headers: app.auth('elm'), payload: { isPublished: true } })
   const dir = t.testdir({})
   const cli = async (...args: string[]): Promise<Awaited<ReturnType<typeof runScript>>> => await runScript('scripts/schools.ts', args, { ...app.dbs.env, INIT_CWD: dir })
   t.equal((await cli('backup', 'elm', '--out', 'elm.schoolbackup')).code, 0)
   const backedUp = await rowsOf(app, 'bkrep_elm')
   await fill(app, 'elm', ['2026-11-30'])
+  await app.app.inject({ method: 'PATCH', url: '/api/lunch-weeks/2', headers: app.auth('elm'), payload: { isPublished: true } })
   const later = await rowsOf(app, 'bkrep_elm')
 
   tamper(path.join(dir, 'elm.schoolbackup'), path.join(dir, 'elm-forged.schoolbackup'),
@@ -205,6 +214,9 @@ t.test('restore --replace saves the school\'s data next to the file, restores be
   t.match(await catalogRow(app, 'elm'), { database_name: 'bkrep_elm_new', seeding: 'done' }, 'the catalog row now names the restored database')
   t.same(await rowsOf(app, 'bkrep_elm_new'), backedUp, 'which holds the backup\'s rows')
   t.equal(await exists(app.dbs.admin, 'database', 'bkrep_elm'), false, 'the old database is gone')
+  const publicStatus = async (weekOf: string): Promise<number> => (await app.app.inject({ url: `/api/public/schools/elm/lunch-weeks/${weekOf}` })).statusCode
+  t.equal(await publicStatus('2026-11-23'), 200, 'the public page shows the backup\'s published week')
+  t.equal(await publicStatus('2026-11-30'), 404, 'and no longer the week published after the backup')
   await waitFor('elm served from its restored database', 10_000, async () =>
     (await app.app.inject({ url: '/api/lunch-weeks', headers: app.auth('elm') })).json<unknown[]>().length === 1)
 
