@@ -154,7 +154,7 @@ async function staffApi (api: FastifyInstance, config: Config): Promise<void> {
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
     done(null, payload)
   })
-  await registerSchoolRateLimit(api, config, (request) => request.school?.slug ?? `ip:${request.ip}`)
+  await registerSchoolRateLimit(api, config)
   await api.register(identityRoutes)
   await api.register(lunchRoutes)
 }
@@ -171,13 +171,13 @@ async function publicApi (scope: FastifyInstance, config: Config): Promise<void>
  * one noisy school runs out of its own budget and no one else's. Counters
  * live in this process; several API processes each allow the limit.
  */
-async function registerSchoolRateLimit (scope: FastifyInstance, config: Config, key: (request: FastifyRequest) => string): Promise<void> {
+async function registerSchoolRateLimit (scope: FastifyInstance, config: Config): Promise<void> {
   if (config.rateLimitMax === 0) return
   await scope.register(rateLimit, {
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindowMs,
     hook: 'preHandler',
-    keyGenerator: key,
+    keyGenerator: (request) => request.school?.slug ?? `ip:${request.ip}`,
     errorResponseBuilder: (_request, context) => new RateLimited(context.after)
   })
 }

@@ -136,10 +136,12 @@ export function loadConfig (env: Env = process.env): Config {
   const jwt = readJwt(read, problems, nodeEnv)
 
   const embeddedDir = read.string('EMBEDDED_PG_DIR') ?? '.data/postgres'
+  // Read once: the migration hint below uses it too, and a bad value is reported once.
+  const tenantPoolSize = read.integer('TENANT_POOL_SIZE', 5, 1, 100)
   const poolsMax = read.string('TENANT_POOLS_MAX')
   if (poolsMax !== null) {
     problems.push('TENANT_POOLS_MAX is gone: the budget is now counted in connections per tenant server. ' +
-      `Replace it with TENANT_CONNECTIONS_MAX=<pools × TENANT_POOL_SIZE>${/^\d+$/.test(poolsMax) ? ` (here ${Number(poolsMax) * read.integer('TENANT_POOL_SIZE', 5, 1, 100)})` : ''}, or leave both unset to size it from the server`)
+      `Replace it with TENANT_CONNECTIONS_MAX=<pools × TENANT_POOL_SIZE>${/^\d+$/.test(poolsMax) ? ` (here ${Number(poolsMax) * tenantPoolSize})` : ''}, or leave both unset to size it from the server`)
   }
 
   const roleSecret = read.string('TENANT_ROLE_SECRET')
@@ -168,7 +170,7 @@ export function loadConfig (env: Env = process.env): Config {
     jwt,
     catalogPoolSize: read.integer('CATALOG_POOL_SIZE', 5, 1, 100),
     catalogCacheTtlMs: read.integer('CATALOG_CACHE_TTL_MS', 30_000, 0, 3_600_000),
-    tenantPoolSize: read.integer('TENANT_POOL_SIZE', 5, 1, 100),
+    tenantPoolSize,
     tenantConnectionsMax: read.budgets('TENANT_CONNECTIONS_MAX'),
     tenantIdleTimeoutMs: read.integer('TENANT_IDLE_TIMEOUT_MS', 300_000, 1_000, 86_400_000),
     tenantConnectConcurrency: read.integer('TENANT_CONNECT_CONCURRENCY', 8, 1, 256),

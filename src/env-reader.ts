@@ -6,6 +6,10 @@ export type Env = Record<string, string | undefined>
 
 export const SERVER_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/
 
+// One TENANT_CONNECTIONS_MAX entry: a number, or server=number with the server
+// named as TENANT_SERVERS names it (the same rule, without its anchors).
+const BUDGET_ENTRY = new RegExp(`^(?:(${SERVER_NAME_PATTERN.source.replace(/^\^|\$$/g, '')})=)?(\\d{1,6})$`)
+
 /**
  * Reads one setting at a time from the environment, in the shape it
  * should have. A bad value is not thrown: its problem, naming the
@@ -84,7 +88,7 @@ export class EnvReader {
     const raw = this.string(name)
     if (raw === null) return budgets
     for (const entry of raw.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
-      const match = /^(?:([a-z][a-z0-9_-]{0,62})=)?(\d{1,6})$/.exec(entry)
+      const match = BUDGET_ENTRY.exec(entry)
       const value = Number(match?.[2])
       if (match === null || value < 1) {
         this.problems.push(`${name} must be a whole number of connections, or server=number entries (for example 150,east=300); "${entry}" is neither`)

@@ -1,17 +1,19 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
-import { NotAMonday, WeekOutOfRange } from '../errors.js'
+import { WeekOutOfRange } from '../errors.js'
 import { errorResponses, ref } from '../http/schemas.js'
 import { PUBLIC_MAX_AGE_SECONDS } from './public-plugin.js'
+import { assertMonday } from './routes.js'
 import { LunchWeekWithDaysSchema, publicWeekParams } from './schemas.js'
 
 /**
  * Refuses a weekOf that no school can have published, before any lookup:
  * an anonymous scan of impossible weeks costs a date check and nothing else.
  */
-export function checkPublicWeek (weekOf: string, windowYears: number, now = new Date()): void {
+function checkPublicWeek (weekOf: string, windowYears: number): void {
+  assertMonday(weekOf)
   const day = new Date(`${weekOf}T00:00:00Z`)
-  if (day.getUTCDay() !== 1) throw new NotAMonday(weekOf)
+  const now = new Date()
   const earliest = Date.UTC(now.getUTCFullYear() - windowYears, now.getUTCMonth(), now.getUTCDate())
   const latest = Date.UTC(now.getUTCFullYear() + windowYears, now.getUTCMonth(), now.getUTCDate())
   if (day.getTime() < earliest || day.getTime() > latest) throw new WeekOutOfRange(windowYears, weekOf)

@@ -15,7 +15,8 @@ function parseId (value: string, name: string): string {
   return value
 }
 
-function assertMonday (weekOf: string): void {
+/** Refuses a weekOf that is not a Monday: staff and public routes answer the same 400. */
+export function assertMonday (weekOf: string): void {
   if (new Date(`${weekOf}T00:00:00Z`).getUTCDay() !== 1) throw new NotAMonday(weekOf)
 }
 
