@@ -49,13 +49,18 @@ interface PendingRow { school_id: string | number, slug: string, database_name: 
 /** What reads a school's weeks, given the connection that holds its copy lock. */
 type ReadWith<T> = (school: Knex) => Promise<T>
 
-/** The school's copies become exactly `weeks`: new and changed ones written, the rest dropped. */
-async function replaceCopies (trx: Knex.Transaction, schoolId: number, weeks: LunchWeekWithDays[]): Promise<void> {
-  await trx('public_lunch_weeks').where({ school_id: schoolId }).whereNotIn('week_of', weeks.map((week) => week.weekOf)).delete()
+/** Writes copies of `weeks`, new or over the old ones, stamped now. */
+async function upsertCopies (trx: Knex.Transaction, schoolId: number, weeks: LunchWeekWithDays[]): Promise<void> {
   if (weeks.length === 0) return
   await trx('public_lunch_weeks')
     .insert(weeks.map((week) => ({ school_id: schoolId, week_of: week.weekOf, week })))
     .onConflict(['school_id', 'week_of']).merge(['week', 'copied_at'])
+}
+
+/** The school's copies become exactly `weeks`: new and changed ones written, the rest dropped. */
+async function replaceCopies (trx: Knex.Transaction, schoolId: number, weeks: LunchWeekWithDays[]): Promise<void> {
+  await trx('public_lunch_weeks').where({ school_id: schoolId }).whereNotIn('week_of', weeks.map((week) => week.weekOf)).delete()
+  await upsertCopies(trx, schoolId, weeks)
 }
 
 /**
@@ -132,18 +137,10 @@ class PublicCopyStore {
    * removes the write's note. Waits for the school's lock.
    */
   async copyWeek (schoolDb: Knex, schoolId: number, weekOf: string, readWeek: ReadWith<LunchWeekWithDays | null>, pendingId: number): Promise<void> {
-    await underLock(schoolDb, true, async (school) => {
-      const week = await readWeek(school)
-      await this.catalog.transaction(async (trx) => {
-        if (week === null) {
-          await trx('public_lunch_weeks').where({ school_id: schoolId, week_of: weekOf }).delete()
-        } else {
-          await trx('public_lunch_weeks').insert({ school_id: schoolId, week_of: weekOf, week })
-            .onConflict(['school_id', 'week_of']).merge({ week, copied_at: trx.fn.now() })
-        }
-        await trx('public_lunch_pending').where({ id: pendingId }).delete()
-      })
-    })
+    await this.copyUnderLock(schoolDb, readWeek, async (trx, week) => {
+      if (week === null) await trx('public_lunch_weeks').where({ school_id: schoolId, week_of: weekOf }).delete()
+      else await upsertCopies(trx, schoolId, [week])
+    }, pendingId)
   }
 
   /** Schools with a note older than `olderThanMs`, oldest note first, leaving out `skip`. */
@@ -189,10 +186,19 @@ class PublicCopyStore {
    * task run across schools. Waits for the school's lock.
    */
   async copyAllWeeks (schoolDb: Knex, schoolId: number, readWeeks: ReadWith<LunchWeekWithDays[]>, pendingId: number): Promise<void> {
+    await this.copyUnderLock(schoolDb, readWeeks, async (trx, weeks) => { await replaceCopies(trx, schoolId, weeks) }, pendingId)
+  }
+
+  /**
+   * Waits for the school's lock, reads with `read` while holding it, then
+   * writes with `write` and removes the note `pendingId` in one catalog
+   * transaction.
+   */
+  private async copyUnderLock<T> (schoolDb: Knex, read: ReadWith<T>, write: (trx: Knex.Transaction, data: T) => Promise<void>, pendingId: number): Promise<void> {
     await underLock(schoolDb, true, async (school) => {
-      const weeks = await readWeeks(school)
+      const data = await read(school)
       await this.catalog.transaction(async (trx) => {
-        await replaceCopies(trx, schoolId, weeks)
+        await write(trx, data)
         await trx('public_lunch_pending').where({ id: pendingId }).delete()
       })
     })
