@@ -21,29 +21,12 @@ import { formatTable } from '../../src/fleet/table.js'
 import { publicCopies } from '../../src/lunch/public-menus.js'
 import { lunchWeeks } from '../../src/lunch/repository.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
-import { databaseOf, slugOf, WEEK_OF } from './fleet.js'
+import type { Bench } from './context.js'
+import { WEEK_OF } from './fleet.js'
 import { load, type LoadResult } from './load.js'
-import { startServer, type RunningServer } from './processes.js'
+import { metrics, WEEK_PATH } from './measure.js'
 import { seededRandom, zipf } from './random.js'
-
-export interface AnonymousScanContext {
-  /** Admin URL of the server holding the catalog and the school databases. */
-  serverUrl: string
-  catalogUrl: string
-  prefix: string
-  /** Schools in the fleet, each with a published week of WEEK_OF. */
-  schools: number
-  /** Environment of a service process on this fleet, plus extra settings. */
-  env: (extra?: Record<string, string>) => Record<string, string>
-  /** A staff token for a school slug. */
-  token: (slug: string) => string
-  durationSeconds: number
-  connections: number
-  rounds: number
-  say: (line: string) => void
-  /** Registers a started server, so the bench stops it even when this scenario fails. */
-  track: (server: RunningServer) => void
-}
+import { fmt, median, say } from './report.js'
 
 type Phase = 'alone' | 'control' | 'scan'
 const PHASES: Phase[] = ['alone', 'control', 'scan']
@@ -83,40 +66,35 @@ const WARM_UP_SECONDS = 3
 const VICTIM_TARGET = 0.85
 const DAY_MS = 86_400_000
 
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
-
-/** Runs scenario F and prints its tables. */
-export async function anonymousScan (context: AnonymousScanContext): Promise<AnonymousScanResult> {
-  const { say } = context
-  const warmUp = Math.min(WARM_UP_SECONDS, context.durationSeconds)
-  say(`Copying the published week of ${context.schools} schools to the catalog's public copies, 8 schools at a time…`)
+/** Runs scenario F on the bench's fleet (every school with a published week of WEEK_OF) and prints its tables. */
+export async function anonymousScan (bench: Bench): Promise<AnonymousScanResult> {
+  const { duration, connections } = bench.options
+  const warmUp = Math.min(WARM_UP_SECONDS, duration)
+  say(`Copying the published week of ${bench.fleetSize} schools to the catalog's public copies, 8 schools at a time…`)
   const seeding = Date.now()
-  await seedPublicCopies(context)
+  await seedPublicCopies(bench)
   say(`Copied in ${fmt((Date.now() - seeding) / 1000, 1)} s (each school: a connection, its published weeks read, the copy written, as the repairer does).`)
-  const service = await startServer('service', context.env({ PUBLIC_RATE_LIMIT_MAX: '0' }))
-  context.track(service)
+  const service = await bench.startService({ PUBLIC_RATE_LIMIT_MAX: '0' })
   try {
-    const victimSlug = slugOf(context.prefix, 1)
-    const victimToken = context.token(victimSlug)
-    const victim = (): { path: string, headers: Record<string, string> } => ({ path: '/api/lunch-weeks/1', headers: { authorization: `Bearer ${victimToken}` } })
+    const victimToken = bench.tokenFor(bench.slug(1))
+    const victim = (): { path: string, headers: Record<string, string> } => ({ path: WEEK_PATH, headers: { authorization: `Bearer ${victimToken}` } })
     const victimLoad = async (seconds: number): Promise<LoadResult> =>
-      await load({ url: service.url, connections: context.connections, durationSeconds: seconds, next: victim })
+      await load({ url: service.url, connections, durationSeconds: seconds, next: victim })
 
     let scanned = 0
-    const scanPath = publicScanPaths(context)
+    const scanPath = publicScanPaths(bench)
     /** The victim alone, or under a scan; backends counted over the measured part only. */
     const measure = async (phase: Phase): Promise<PhaseRun> => {
-      const scan = phase === 'alone' ? null : startScan(service.url, phase === 'control' ? () => '/health' : () => scanPath(scanned++), warmUp + context.durationSeconds + 1)
+      const scan = phase === 'alone' ? null : startScan(service.url, phase === 'control' ? () => '/health' : () => scanPath(scanned++), warmUp + duration + 1)
       const warmUpRun = await victimLoad(warmUp)
       const opened = await schoolConnectionsOpened(service.url)
-      const victimRun = await victimLoad(context.durationSeconds)
-      const backendsPerSecond = (await schoolConnectionsOpened(service.url) - opened) / context.durationSeconds
+      const victimRun = await victimLoad(duration)
+      const backendsPerSecond = (await schoolConnectionsOpened(service.url) - opened) / duration
       return { victim: victimRun, warmUp: warmUpRun, scan: await scan?.stop() ?? null, backendsPerSecond }
     }
     await victimLoad(warmUp) // the fresh process's JIT and pool, before round 1
     const rounds: Round[] = []
-    for (let round = 0; round < context.rounds; round++) {
+    for (let round = 0; round < bench.options.rounds; round++) {
       // The order turns every round, so a drift of the machine favours no phase.
       const order = PHASES.map((_, i) => PHASES[(i + round) % PHASES.length] as Phase)
       const runs: Partial<Round> = {}
@@ -126,11 +104,11 @@ export async function anonymousScan (context: AnonymousScanContext): Promise<Ano
     const ratio = median(rounds.map((r) => r.scan.victim.rps / r.alone.victim.rps))
     const controlRatio = median(rounds.map((r) => r.control.victim.rps / r.alone.victim.rps))
     const scanBackendsPerSecond = median(rounds.map((r) => Math.max(0, r.scan.backendsPerSecond - r.alone.backendsPerSecond)))
-    printScan(say, rounds, { ratio, controlRatio, scanBackendsPerSecond, warmUp })
+    printScan(rounds, { ratio, controlRatio, scanBackendsPerSecond, warmUp })
 
-    const monday = await mondayMorning(service.url, context, warmUp)
+    const monday = await mondayMorning(service.url, bench, warmUp)
     say(formatTable(['Monday morning', 'value'], [
-      ['public reads, Zipf s = 1.1 over schools', fmt(context.schools)],
+      ['public reads, Zipf s = 1.1 over schools', fmt(bench.fleetSize)],
       ['req/s', fmt(monday.rps)],
       ['p50 / p99 ms', `${monday.p50} / ${monday.p99}`],
       ['answered from the process cache', `${(monday.hitRatio * 100).toFixed(1)} %`],
@@ -144,7 +122,7 @@ export async function anonymousScan (context: AnonymousScanContext): Promise<Ano
   }
 }
 
-function printScan (say: (line: string) => void, rounds: Round[], figures: { ratio: number, controlRatio: number, scanBackendsPerSecond: number, warmUp: number }): void {
+function printScan (rounds: Round[], figures: { ratio: number, controlRatio: number, scanBackendsPerSecond: number, warmUp: number }): void {
   const answers = (scan: ScanRun | null): string => Object.entries(scan?.statuses ?? {}).map(([code, n]) => `${code}: ${n}`).join(', ')
   say(formatTable(['round', 'victim req/s: alone / control / scan', 'ratio: control / scan', 'victim p99 ms: alone / control / scan', 'scan req/s', 'scan answers', 'scan p99 ms', 'backends/s: alone / scan'],
     rounds.map((r, i) => [
@@ -166,20 +144,21 @@ function printScan (say: (line: string) => void, rounds: Round[], figures: { rat
 }
 
 /** Public reads of the published week, Zipf over the fleet: a Monday morning of parents. */
-async function mondayMorning (url: string, context: AnonymousScanContext, warmUp: number): Promise<LoadResult & { hitRatio: number, backendsPerSecond: number, cold: LoadResult }> {
-  const pick = zipf(context.schools, 1.1, seededRandom(7))
-  const next = (): { path: string, headers: Record<string, string> } => ({ path: `/api/public/schools/${slugOf(context.prefix, pick() + 1)}/lunch-weeks/${WEEK_OF}`, headers: {} })
-  const cold = await load({ url, connections: context.connections, durationSeconds: warmUp, next })
-  const before = await metricsOf(url)
-  const result = await load({ url, connections: context.connections, durationSeconds: context.durationSeconds, next })
-  const after = await metricsOf(url)
+async function mondayMorning (url: string, bench: Bench, warmUp: number): Promise<LoadResult & { hitRatio: number, backendsPerSecond: number, cold: LoadResult }> {
+  const { duration, connections } = bench.options
+  const pick = zipf(bench.fleetSize, 1.1, seededRandom(7))
+  const next = (): { path: string, headers: Record<string, string> } => ({ path: `/api/public/schools/${bench.slug(pick() + 1)}/lunch-weeks/${WEEK_OF}`, headers: {} })
+  const cold = await load({ url, connections, durationSeconds: warmUp, next })
+  const before = await metrics(url)
+  const result = await load({ url, connections, durationSeconds: duration, next })
+  const after = await metrics(url)
   const delta = (name: string): number => (after[name] ?? 0) - (before[name] ?? 0)
   const reads = delta('public_cache_hits_total') + delta('public_cache_misses_total')
   return {
     ...result,
     cold,
     hitRatio: reads === 0 ? 0 : delta('public_cache_hits_total') / reads,
-    backendsPerSecond: (delta('tenant_connections_opened_total') + delta('public_school_connections_opened_total')) / context.durationSeconds
+    backendsPerSecond: (delta('tenant_connections_opened_total') + delta('public_school_connections_opened_total')) / duration
   }
 }
 
@@ -187,13 +166,14 @@ async function mondayMorning (url: string, context: AnonymousScanContext, warmUp
  * The attacker's requests: one school after another, each time a week no
  * school has published, so no answer is ever a repeat.
  */
-function publicScanPaths (context: AnonymousScanContext): (n: number) => string {
+function publicScanPaths (bench: Bench): (n: number) => string {
+  const schools = bench.fleetSize
   const now = new Date()
   const thisMonday = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - ((now.getUTCDay() + 6) % 7) * DAY_MS
   return (n) => {
-    const school = (n % context.schools) + 1
-    const week = 1 + (Math.floor(n / context.schools) % 100)
-    return `/api/public/schools/${slugOf(context.prefix, school)}/lunch-weeks/${new Date(thisMonday + week * 7 * DAY_MS).toISOString().slice(0, 10)}`
+    const school = (n % schools) + 1
+    const week = 1 + (Math.floor(n / schools) % 100)
+    return `/api/public/schools/${bench.slug(school)}/lunch-weeks/${new Date(thisMonday + week * 7 * DAY_MS).toISOString().slice(0, 10)}`
   }
 }
 
@@ -221,20 +201,18 @@ function startScan (url: string, next: () => string, seconds: number): { stop: (
 }
 
 /** Every school's published week in the catalog, the way the repairer copies it. */
-async function seedPublicCopies (context: AnonymousScanContext): Promise<void> {
-  const catalog: Knex = openCatalog(context.catalogUrl, 8)
+async function seedPublicCopies (bench: Bench): Promise<void> {
+  const catalog: Knex = openCatalog(bench.mainCatalog, 8)
   try {
-    const rows = await catalog('schools').whereLike('slug', `${context.prefix}-%`).select('id', 'slug') as Array<{ id: string, slug: string }>
+    // The catalog's own database_name, so no name is worked out from the slug.
     const missing = await catalog('schools as s').leftJoin('public_lunch_weeks as w', 'w.school_id', 's.id')
-      .whereNull('w.school_id').whereIn('s.id', rows.map((r) => r.id)).select('s.id') as Array<{ id: string }>
+      .whereNull('w.school_id').whereLike('s.slug', `${bench.options.prefix}-%`).select('s.id', 's.database_name') as Array<{ id: string, database_name: string }>
     const copies = publicCopies(catalog)
-    const slugById = new Map(rows.map((r) => [Number(r.id), r.slug]))
     await catalog('public_lunch_pending').insert(missing.map(({ id }) => ({ school_id: id, created_at: '-infinity' })))
-    await runConcurrently(missing.map((m) => Number(m.id)), 8, async (schoolId) => {
-      const index = Number((slugById.get(schoolId) ?? '').slice(context.prefix.length + 1))
-      const db = createKnex(databaseUrl(context.serverUrl, databaseOf(context.prefix, index)), { max: 1, applicationName: 'school-lunch:bench' })
+    await runConcurrently(missing, 8, async (school) => {
+      const db = createKnex(databaseUrl(bench.serverUrl, school.database_name), { max: 1, applicationName: 'school-lunch:bench' })
       try {
-        await copies.copySchool(schoolId, () => db, async (school) => await lunchWeeks(school).listPublished(), 0)
+        await copies.copySchool(Number(school.id), () => db, async (tenant) => await lunchWeeks(tenant).listPublished(), 0)
       } finally {
         await db.destroy()
       }
@@ -245,14 +223,6 @@ async function seedPublicCopies (context: AnonymousScanContext): Promise<void> {
 }
 
 async function schoolConnectionsOpened (url: string): Promise<number> {
-  const figures = await metricsOf(url)
+  const figures = await metrics(url)
   return (figures.tenant_connections_opened_total ?? 0) + (figures.public_school_connections_opened_total ?? 0)
-}
-
-async function metricsOf (url: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  return Object.fromEntries(text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => {
-    const [name, value] = l.split(' ')
-    return [name ?? '', Number(value)]
-  }))
 }

@@ -32,8 +32,6 @@ export interface Bench {
   tokenFor: (slug: string) => string
   /** Environment of a service or migrate child on `catalogUrl`. */
   envFor: (catalogUrl: string, extra?: Record<string, string>) => Record<string, string>
-  /** Registers a server a scenario started itself, so the bench stops it even when the scenario fails. */
-  track: (server: RunningServer) => void
   /** The real service on the main fleet, in a process of its own. */
   startService: (extra?: Record<string, string>) => Promise<RunningServer>
   /** One warmed-up measured run; see measure(). */
@@ -104,7 +102,6 @@ export async function prepareBench (options: BenchOptions, server: DatabaseServe
         return token
       },
       envFor,
-      track: (running) => { servers.push(running) },
       startService: async (extra = {}) => await start('service', envFor(mainCatalog, extra)),
       measure: measureOn,
       measureBaseline: async () => await measureOn(baseline.url, () => ({ path: WEEK_PATH, headers: {} }))

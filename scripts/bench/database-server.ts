@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { loadConfig, projectRoot } from '../../src/config.js'
-import { parseWholeNumber } from '../../src/cli/whole-number.js'
+import { parseWholeNumber, wholeNumberProblem } from '../../src/cli/whole-number.js'
 import { databaseUrl } from '../../src/postgres/connection.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { say } from './report.js'
@@ -49,7 +49,7 @@ function embeddedPort (): number {
   const raw = process.env.BENCH_PG_PORT
   if (raw === undefined || raw === '') return DEFAULT_PORT
   const port = parseWholeNumber(raw, 1024, 65535)
-  if (port === null) throw new Error(`BENCH_PG_PORT must be a whole number from 1024 to 65535 (got "${raw}")`)
+  if (port === null) throw new Error(wholeNumberProblem('BENCH_PG_PORT', raw, 1024, 65535))
   return port
 }
 

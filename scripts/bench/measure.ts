@@ -4,6 +4,9 @@ import { load, type LoadResult } from './load.js'
 /** The route every scenario loads: one week with its five days. */
 export const WEEK_PATH = '/api/lunch-weeks/1'
 
+/** The longest a settling warm-up lasts: enough for thousands of schools. */
+const SETTLE_CAP_SECONDS = 300
+
 export type NextRequest = () => { path: string, headers: Record<string, string> }
 
 /** What the warm-up before a measured run took: the first fill, printed apart from the steady state. */
@@ -29,11 +32,9 @@ export interface MeasureOptions {
   service?: boolean
   /**
    * Warm up on until a second of load opens no connection, so the measured
-   * window is the steady state, not the first fill; at most `settleCapSeconds`
-   * (default 300, enough for thousands of schools).
+   * window is the steady state, not the first fill; at most SETTLE_CAP_SECONDS.
    */
   settle?: boolean
-  settleCapSeconds?: number
   /** Warm up for this long instead: for churn, which never stops opening connections. */
   warmupSeconds?: number
 }
@@ -54,7 +55,7 @@ async function warmUp (url: string, next: NextRequest, options: MeasureOptions):
   let requests = (await load({ url, connections, durationSeconds: initial, next })).requests
   let before = first === null ? null : await openedSoFar(url)
   let settled = false
-  const capMs = (options.settleCapSeconds ?? 300) * 1000
+  const capMs = SETTLE_CAP_SECONDS * 1000
   while (before !== null && options.settle === true && Date.now() - started < capMs) {
     requests += (await load({ url, connections, durationSeconds: 1, next })).requests
     const now = await openedSoFar(url)

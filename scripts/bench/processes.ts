@@ -25,9 +25,9 @@ export async function startServer (mode: 'service' | 'baseline', env: Record<str
     stop: async () => {
       stopped ??= (async () => {
         const started = process.hrtime.bigint()
-        server.child.kill('SIGTERM')
-        const code = await server.exited
-        return { ms: Number(process.hrtime.bigint() - started) / 1e6, code }
+        await server.stop()
+        const ms = Number(process.hrtime.bigint() - started) / 1e6
+        return { ms, code: await server.exited }
       })()
       return await stopped
     }

@@ -18,7 +18,7 @@ export const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', 
 export const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 
 /** What the raw results file says about the machine the numbers come from. */
-export function machine (): Record<string, unknown> {
+export function machine (): { cpus: number, cpuModel: string, memoryGiB: number, node: string } {
   return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version }
 }
 

@@ -1,4 +1,3 @@
-import os from 'node:os'
 import { formatTable } from '../../../src/fleet/table.js'
 import { backendSpread, type SpreadRun } from '../backend-spread.js'
 import { growthChart, type GrowthCurve } from '../chart.js'
@@ -6,7 +5,7 @@ import { connectRate } from '../connect-rate.js'
 import { CHURN_BUDGET, type Bench } from '../context.js'
 import { WEEK_PATH, type Measured } from '../measure.js'
 import { backendMemory, processMemory } from '../memory.js'
-import { fmt, say, writeResult } from '../report.js'
+import { fmt, machine, say, writeResult } from '../report.js'
 import type { Scenario } from './index.js'
 
 interface Point {
@@ -68,7 +67,8 @@ export const growth: Scenario = {
       points: points.map((p) => ({ schools: p.active, rps: Math.round(mean(p.runs, 'rps')), p99: Math.round(mean(p.runs, 'p99')) }))
     }))
     const spread = await postgresAlone(bench)
-    const caption = `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${new Date().toISOString().slice(0, 10)}; TENANT_POOL_SIZE 5`
+    const { cpus, memoryGiB } = machine()
+    const caption = `${cpus} cores, ${memoryGiB} GiB, ${new Date().toISOString().slice(0, 10)}; TENANT_POOL_SIZE 5`
     writeResult('growth.svg', growthChart(chart, caption))
     return { ceiling, curves: results, spread }
   }
