@@ -18,7 +18,6 @@ import { createTokens } from './tokens.js'
 import type { IsolationOptions, IsolationResult, SchoolState, WeekBody } from './types.js'
 
 export * from './types.js'
-export { MONDAYS_PER_SCHOOL, mondayOf } from './calendar.js'
 export { summarizeReasons } from './report.js'
 
 function validate (options: IsolationOptions, seedWeeks: number): void {

@@ -87,8 +87,8 @@ function answerProblems (expectation: Expectation, response: IsolationResponse, 
   return expectation.check?.(body, statusCode) ?? []
 }
 
-/** Checks one answer, records its leaks and surprises in `result`; true when it was clean. */
-function record (owners: Owners, result: IsolationResult, answered: Answered, expectation: Expectation, response: IsolationResponse): boolean {
+/** Checks one answer, records its leaks and surprises in `result`; whether it was clean, and its body (null when empty or not JSON). */
+function record (owners: Owners, result: IsolationResult, answered: Answered, expectation: Expectation, response: IsolationResponse): { ok: boolean, body: unknown } {
   const codes = expectation.codes === undefined ? '' : ` (${Object.entries(expectation.codes).map(([s, c]) => `${s} ${c}`).join(', ')})`
   const unexpected = (reason: string): void => {
     result.unexpected.push({ ...answered, expected: `${expectation.statuses.join('|')}${codes}`, reason, body: snippet(response.body) })
@@ -112,7 +112,7 @@ function record (owners: Owners, result: IsolationResult, answered: Answered, ex
     ok = false
   }
   if (ok && expectation.write === true && response.statusCode < 300 && expectation.owner !== null) increment(result.writesBySchool, expectation.owner)
-  return ok
+  return { ok, body }
 }
 
 function count (result: IsolationResult, phase: Phase, expectation: Expectation, shape: string, statusCode: number): void {
@@ -166,9 +166,7 @@ async function perform (send: Send, owners: Owners, result: IsolationResult, pha
     return { status: 0, body: null, ok: false }
   }
   count(result, phase, expectation, shape, response.statusCode)
-  const ok = record(owners, result, { ...answered, statusCode: response.statusCode }, expectation, response)
-  let body: unknown = null
-  try { body = response.body === '' ? null : JSON.parse(response.body) } catch {}
+  const { ok, body } = record(owners, result, { ...answered, statusCode: response.statusCode }, expectation, response)
   return { status: response.statusCode, body, ok }
 }
 

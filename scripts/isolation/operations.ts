@@ -11,7 +11,6 @@ interface Draw {
   school: SchoolState
   r: Plan['r']
   auth: Auth
-  headers: Record<string, string>
   /** For a refused token every route answers the refusal and no data. */
   expect: (expectation: Expectation) => Expectation
 }
@@ -22,7 +21,7 @@ const json = (headers: Record<string, string>): Record<string, string> => ({ ...
 
 /** One small builder per operation of the authenticated API. */
 const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
-  list: ({ fleet, school, headers, expect }) => ({
+  list: ({ fleet, school, auth: { headers }, expect }) => ({
     request: { method: 'GET', url: '/api/lunch-weeks', headers },
     expectation: expect({
       operation: 'list',
@@ -41,7 +40,7 @@ const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
     })
   }),
 
-  get: ({ fleet, school, r: [r1, r2], headers, expect }) => {
+  get: ({ fleet, school, r: [r1, r2], auth: { headers }, expect }) => {
     const { id, own } = someWeekId(fleet, school, r1, r2)
     // A seeded week is never deleted: it must be found.
     const statuses = own?.seed === true ? [200] : [200, 404]
@@ -51,7 +50,7 @@ const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
     }
   },
 
-  create: ({ fleet, school, r: [r1], headers, expect }) => {
+  create: ({ fleet, school, r: [r1], auth: { headers }, expect }) => {
     const monday = mondayOf(school.index, Math.floor(r1 * MONDAYS_PER_SCHOOL))
     const seeded = liveWeeks(school, (w) => w.seed && w.weekOf === monday).length > 0
     return {
@@ -70,7 +69,7 @@ const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
   },
 
   menu: (draw) => {
-    const { fleet, school, headers, expect } = draw
+    const { fleet, school, auth: { headers }, expect } = draw
     const menuDetails = fleet.nextMenu(school.slug)
     const { weekId, dayId, statuses, dayOf } = menuTarget(draw)
     return {
@@ -95,7 +94,7 @@ const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
   },
 
   // Own weeks but the pinned one, either way; other schools' ids only ever published.
-  publish: ({ fleet, school, r: [r1, r2, , , r5, r6], headers, expect }) => {
+  publish: ({ fleet, school, r: [r1, r2, , , r5, r6], auth: { headers }, expect }) => {
     const own = r1 < 0.8 ? pick(liveWeeks(school, (w) => !w.pinned), r2) : undefined
     const id = own?.id ?? someWeekId(fleet, fleet.bySlug.get(fleet.tokens.others(school, 1, r5)[0] as string) as SchoolState, 0, r2).id
     const isPublished = own === undefined ? true : r6 < 0.6
@@ -115,7 +114,8 @@ const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
   },
 
   // Only this school's own unseeded weeks: seeded weeks must survive the run.
-  delete: ({ fleet, school, r: [r1], auth, headers, expect }) => {
+  delete: ({ fleet, school, r: [r1], auth, expect }) => {
+    const { headers } = auth
     const week = pick(liveWeeks(school, (w) => !w.seed), r1)
     if (week === undefined) {
       return { request: { method: 'GET', url: '/api/lunch-weeks', headers }, expectation: expect(fleet.checks.listExpectation(school)) }
@@ -127,8 +127,8 @@ const OPERATIONS: Record<Exclude<Operation, 'public'>, (d: Draw) => Built> = {
     }
   },
 
-  me: ({ fleet, school, auth, headers, expect }) => ({
-    request: { method: 'GET', url: '/api/me', headers },
+  me: ({ fleet, school, auth, expect }) => ({
+    request: { method: 'GET', url: '/api/me', headers: auth.headers },
     expectation: expect({ operation: 'me', statuses: [200], owner: school.slug, check: (body) => meProblems(fleet, school, auth, body) })
   })
 }
@@ -216,5 +216,5 @@ export function buildLoadRequest (fleet: Fleet, plan: Plan): PlannedRequest {
   const expect = (exp: Expectation): Expectation => refusal === null
     ? exp
     : { operation: exp.operation, statuses: [refusal.status], codes: { [refusal.status]: refusal.code }, owner: null }
-  return { shape, ...OPERATIONS[operation]({ fleet, school, r: plan.r, auth, headers: auth.headers, expect }) }
+  return { shape, ...OPERATIONS[operation]({ fleet, school, r: plan.r, auth, expect }) }
 }

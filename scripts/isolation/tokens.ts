@@ -4,7 +4,6 @@ export type TokenShape =
   | 'single' | 'multi' | 'cross' | 'expired' | 'badSignature' | 'forgedPayload' | 'algNone' | 'unknownSchool' | 'missing'
 
 export interface Auth {
-  shape: TokenShape
   headers: Record<string, string>
   /** Slugs the token allows (for /api/me). */
   allowed: string[]
@@ -124,8 +123,8 @@ export function createTokens (sign: (claims: Record<string, unknown>) => string,
         sub,
         r1,
         r2,
-        good: (headers, allowed) => ({ shape, headers, allowed, subject: sub, refusal: null }),
-        refused: (headers, status, code) => ({ shape, headers, allowed: [], subject: null, refusal: { status, code } })
+        good: (headers, allowed) => ({ headers, allowed, subject: sub, refusal: null }),
+        refused: (headers, status, code) => ({ headers, allowed: [], subject: null, refusal: { status, code } })
       })
     }
   }
