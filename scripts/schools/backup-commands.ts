@@ -3,12 +3,9 @@ import { backupSchool } from '../../src/fleet/backup.js'
 import { restoreSchool, type RestoreReport } from '../../src/fleet/restore.js'
 import { InvalidSchoolInput } from '../../src/fleet/school-admin.js'
 import { UsageError } from '../../src/cli/command-line.js'
-import type { Context } from './commands.js'
+import { operatorDirectory, type Context } from './commands.js'
 import { formatBytes } from './move-command.js'
 import { COMMAND_USAGE } from './usage.js'
-
-/** npm run moves to the project root; INIT_CWD is where the operator typed the command. */
-const operatorDirectory = (): string => process.env.INIT_CWD ?? process.cwd()
 
 export async function backup ({ topology }: Context, slug: string, out: string | undefined): Promise<number> {
   const report = await backupSchool(topology, { slug, out, directory: operatorDirectory() })

@@ -19,6 +19,9 @@ export interface Context {
   topology: Topology
 }
 
+/** npm run moves to the project root; INIT_CWD is where the operator typed the command. */
+export const operatorDirectory = (): string => process.env.INIT_CWD ?? process.cwd()
+
 export async function withCatalog<T> (topology: Topology, fn: (catalog: Knex) => Promise<T>): Promise<T> {
   const catalog = createKnex(topology.catalogUrl, { max: 1, applicationName: 'school-lunch:schools' })
   try {
@@ -82,8 +85,7 @@ export async function drop ({ topology }: Context, slug: string, confirmed: bool
 }
 
 export async function exec ({ config, topology }: Context, script: string, options: { concurrency: number, only: string[] | undefined, includeSuspended: boolean }): Promise<number> {
-  // npm run moves to the project root; INIT_CWD is where the operator typed the command.
-  const file = path.resolve(process.env.INIT_CWD ?? process.cwd(), script)
+  const file = path.resolve(operatorDirectory(), script)
   if (!fs.existsSync(file)) throw new UsageError(`No task script at ${file}`, COMMAND_USAGE.exec)
   let task: unknown
   try {

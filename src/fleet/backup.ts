@@ -8,7 +8,7 @@ import { quoteIdentifier } from '../postgres/names.js'
 import { BACKUP_FORMAT, BackupWriter, type BackupManifest } from './backup-format.js'
 import { SchoolAdminError, type Servers } from './school-admin.js'
 import { resolveSchoolServer } from './school-server.js'
-import { copyOut, listAppTables, openCopyClient, readSequences, tableSums } from './table-copy.js'
+import { copyOut, listAppTables, openCopyClient, readMigrationHistory, readSequences, tableSums } from './table-copy.js'
 
 /*
  * npm run schools -- backup <slug>: one school's tables into one file
@@ -76,7 +76,7 @@ async function writeBackup (school: School, serverUrl: string, { file, now, seed
     const manifest: BackupManifest = {
       format: BACKUP_FORMAT,
       school: { slug: school.slug, name: school.name, databaseName: school.databaseName, server: school.server },
-      migrations: (await client.query<{ name: string }>('SELECT name FROM knex_migrations ORDER BY id')).rows.map((r) => r.name),
+      migrations: await readMigrationHistory(client),
       takenAt: now.toISOString(),
       tables: tables.map((table, i) => ({ name: table.name, columns: table.columns, rows: sums[i]?.rows ?? 0, checksum: sums[i]?.checksum ?? '' })),
       sequences: await readSequences(client),

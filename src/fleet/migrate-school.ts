@@ -10,7 +10,7 @@ import {
 } from '../postgres/roles.js'
 import { planSchool, type PlanAction, type PlanContext, type SchoolPlan, type ServerView } from './migrate-plan.js'
 import { runSchoolSeeds, SeedFailed, type SeedSource } from './seeds.js'
-import { provisionClone, TEMPLATE_DATABASE } from './template.js'
+import { cloneFromTemplate, provisionClone } from './template.js'
 
 /*
  * One school of a migrate run: its plan (migrate-plan.ts), then the handler
@@ -50,11 +50,10 @@ export interface RunContext {
   source: DirectoryMigrationSource
   seeds: SeedSource
   roleSecret: string
-  keyId: string
   schools: ReturnType<typeof schoolsRepository>
   seedRecords: ReturnType<typeof seedsRepository>
-  handles: Map<string, ServerHandle>
-  plan: PlanContext
+  /** `views` holds the run's open servers, handles and all. */
+  plan: Omit<PlanContext, 'views'> & { views: Map<string, ServerHandle> }
 }
 
 export async function migrateSchool (school: SchoolWithStatus, run: RunContext): Promise<SchoolOutcome> {
@@ -102,7 +101,7 @@ class SchoolJob {
   }
 
   get server (): ServerHandle {
-    const server = this.run.handles.get(this.school.server)
+    const server = this.run.plan.views.get(this.school.server)
     if (server === undefined) throw new Error(`server "${this.school.server}" is not open`)
     return server
   }
@@ -125,7 +124,7 @@ class SchoolJob {
   /** The role as a real run would leave it: made, given a new password, or left alone. */
   get roleChange (): RoleOutcome | 'missing' {
     if (!this.server.roles.has(this.role)) return 'missing'
-    return this.school.roleKeyId === this.run.keyId ? 'existed' : 'updated'
+    return this.school.roleKeyId === this.run.plan.keyId ? 'existed' : 'updated'
   }
 
   failure (error: unknown): string {
@@ -134,7 +133,7 @@ class SchoolJob {
   }
 
   async record (migration: string | null): Promise<void> {
-    if (this.school.roleKeyId !== this.run.keyId) await this.run.schools.setRoleKeyId(this.school.id, this.run.keyId)
+    if (this.school.roleKeyId !== this.run.plan.keyId) await this.run.schools.setRoleKeyId(this.school.id, this.run.plan.keyId)
     await this.run.schools.recordMigration(this.school.id, { migration })
   }
 
@@ -205,7 +204,7 @@ async function migrateUp (job: SchoolJob): Promise<void> {
 async function underLock (job: SchoolJob, step: (db: Knex) => Promise<void>): Promise<void> {
   const { db, school, outcome } = job
   const latest = await withMigrationLock(db, async () => {
-    outcome.role = await ensureSchoolRole(db, job.role, job.password, school.roleKeyId !== job.run.keyId)
+    outcome.role = await ensureSchoolRole(db, job.role, job.password, school.roleKeyId !== job.run.plan.keyId)
     await restrictDatabase(db, school.databaseName, job.role)
     await step(db)
     await grantTableAccess(db, job.role)
@@ -220,16 +219,10 @@ async function underLock (job: SchoolJob, step: (db: Knex) => Promise<void>): Pr
  */
 async function cloneDatabase (server: ServerHandle, name: string): Promise<SchoolOutcome['database']> {
   if (server.cloneFromTemplate) {
-    try {
-      const outcome = await createDatabase(server.admin, name, { template: TEMPLATE_DATABASE, strategy: server.strategy })
-      return outcome === 'created' ? 'cloned' : outcome
-    } catch (error) {
-      const code = (error as { code?: string }).code
-      // 55006: the template is being accessed; 3D000: it does not exist.
-      if (code !== '55006' && code !== '3D000') throw error
-      // PostgreSQL waited 5 s before refusing; the rest of this run goes plain.
-      server.cloneFromTemplate = false
-    }
+    const outcome = await cloneFromTemplate(server.admin, name, server.strategy)
+    if (outcome !== null) return outcome === 'created' ? 'cloned' : outcome
+    // PostgreSQL waited 5 s before refusing; the rest of this run goes plain.
+    server.cloneFromTemplate = false
   }
   return await createDatabase(server.admin, name, { strategy: server.strategy })
 }

@@ -109,10 +109,8 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
     source,
     seeds: options.seeds ?? appSeeds,
     roleSecret,
-    keyId: roleKeyId(roleSecret),
     schools: schoolsRepository(catalog),
     seedRecords: seedsRepository(catalog),
-    handles,
     plan: {
       servers: topology.servers,
       views: handles,
@@ -202,7 +200,7 @@ async function readyTemplate (server: ServerHandle, run: RunContext): Promise<st
 
 /** The template of every server the rollback touched loses what its schools lost. */
 async function rollbackTemplates (run: RunContext, report: MigrateReport): Promise<void> {
-  for (const [name, server] of run.handles) {
+  for (const [name, server] of run.plan.views) {
     const undone = new Set(report.schools.filter((s) => s.server === name && s.error === null).flatMap((s) => s.migrations))
     report.templates[name] = await rollbackTemplate(server.admin, server.url, run.source, undone)
   }

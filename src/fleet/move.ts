@@ -6,12 +6,12 @@ import { createKnex, databaseMessage, databaseOf, databaseUrl } from '../postgre
 import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrations.js'
 import { quoteIdentifier } from '../postgres/names.js'
 import { schoolRoleName, schoolRolePassword } from '../postgres/roles.js'
-import { SchoolAdminError, type Servers } from './school-admin.js'
+import { dropSchoolDatabase, SchoolAdminError, type Servers } from './school-admin.js'
 import { checkHistory, SchoolDatabaseBuild } from './school-database.js'
 import { holdMigrationLock } from './school-lock.js'
 import { resolveSchoolServer } from './school-server.js'
 import {
-  compareSums, copyTable, listAppTables, openCopyClient, readSequences, tableSums, truncateTables, writeSequences,
+  compareSums, copyTable, listAppTables, openCopyClient, readMigrationHistory, readSequences, tableSums, truncateTables, writeSequences,
   type AppTable, type SequenceValue, type TableSum
 } from './table-copy.js'
 import { freezeWrites, thawWrites } from './write-freeze.js'
@@ -194,7 +194,7 @@ class SchoolMove {
     await holdMigrationLock(this.lock, school.slug)
     const { rows } = await this.lock.query<{ found: string | null }>("SELECT to_regclass('public.knex_migrations')::text AS found")
     if (rows[0]?.found == null) throw new SchoolAdminError(`School "${school.slug}" has never been migrated: run npm run migrate first`)
-    const history = (await this.lock.query<{ name: string }>('SELECT name FROM knex_migrations ORDER BY id')).rows.map((r) => r.name)
+    const history = await readMigrationHistory(this.lock)
     checkHistory(history, await this.source.names(), `The database of school "${school.slug}"`)
     return history
   }
@@ -317,16 +317,7 @@ class SchoolMove {
     }
     // Dropped while the lock is still held: FORCE ends the lock's session and a migrate waiting for it
     // together, so that migrate fails for this school instead of running on a copy nobody uses.
-    const admin = createKnex(databaseUrl(sourceUrl, 'postgres'), { max: 1, applicationName: APPLICATION })
-    try {
-      await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(school.databaseName)} WITH (FORCE)`)
-      await admin.raw(`DROP ROLE IF EXISTS ${quoteIdentifier(this.role)}`)
-      return { kept: false, error: null }
-    } catch (error) {
-      return { kept: false, error: databaseMessage(error) }
-    } finally {
-      await admin.destroy()
-    }
+    return { kept: false, error: await dropSchoolDatabase(sourceUrl, school.databaseName, APPLICATION) }
   }
 
   private async endCopyClients (): Promise<void> {

@@ -8,13 +8,13 @@ import { prepareCatalog } from '../catalog/catalog.js'
 import { schoolsRepository, seedsRepository, type School } from '../catalog/schools.js'
 import { createKnex, databaseMessage, databaseUrl, openConnection } from '../postgres/connection.js'
 import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrations.js'
-import { assertSchoolDatabaseName, quoteIdentifier } from '../postgres/names.js'
+import { assertSchoolDatabaseName } from '../postgres/names.js'
 import { roleKeyId, schoolRoleName, schoolRolePassword, schoolRoleUrl } from '../postgres/roles.js'
 import { publicCopies } from '../lunch/public-menus.js'
 import { BackupRejected, copyText, readBackup, type BackupManifest } from './backup-format.js'
 import { backupSchool } from './backup.js'
 import { recopyPublicWeeks } from './for-each-school.js'
-import { checkNewSchool, defaultDatabaseName, placeSchool, SchoolAdminError, type Servers } from './school-admin.js'
+import { checkNewSchool, defaultDatabaseName, dropSchoolDatabase, placeSchool, SchoolAdminError, type Servers } from './school-admin.js'
 import { checkHistory, SchoolDatabaseBuild } from './school-database.js'
 import { holdMigrationLock, holdRestoreLock } from './school-lock.js'
 import { resolveSchoolServer } from './school-server.js'
@@ -218,16 +218,7 @@ class SchoolRestore {
   /** The replaced database and its role, once the catalog no longer names them; an error is reported, not thrown. */
   private async dropReplaced (existing: School): Promise<string | null> {
     // With the migration lock still held, as a move drops its source (see move.ts).
-    const admin = createKnex(databaseUrl(resolveSchoolServer(existing, this.where.servers), 'postgres'), { max: 1, applicationName: APPLICATION })
-    try {
-      await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(existing.databaseName)} WITH (FORCE)`)
-      await admin.raw(`DROP ROLE IF EXISTS ${quoteIdentifier(schoolRoleName(existing.databaseName))}`)
-      return null
-    } catch (error) {
-      return databaseMessage(error)
-    } finally {
-      await admin.destroy()
-    }
+    return await dropSchoolDatabase(resolveSchoolServer(existing, this.where.servers), existing.databaseName, APPLICATION)
   }
 
   async close (): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex'
 import { schoolsRepository, type School, type SchoolStatus } from '../catalog/schools.js'
 import { databaseExists } from '../postgres/admin.js'
-import { createKnex, databaseOf, databaseUrl } from '../postgres/connection.js'
+import { createKnex, databaseMessage, databaseOf, databaseUrl } from '../postgres/connection.js'
 import { assertSchoolDatabaseName, isSafeName, NAME_RULE, quoteIdentifier } from '../postgres/names.js'
 import { schoolRoleName } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
@@ -177,4 +177,22 @@ export async function dropSchool (catalog: Knex, where: Servers, slug: string): 
       await admin.destroy()
     }
   })
+}
+
+/**
+ * Drops a school database that no longer serves its school, then its role
+ * (the role's privileges live in the database). Called once the catalog has
+ * moved on, so a failure is reported, not thrown: the message, or null.
+ */
+export async function dropSchoolDatabase (serverUrl: string, databaseName: string, applicationName: string): Promise<string | null> {
+  const admin = createKnex(databaseUrl(serverUrl, 'postgres'), { max: 1, applicationName })
+  try {
+    await admin.raw(`DROP DATABASE IF EXISTS ${quoteIdentifier(databaseName)} WITH (FORCE)`)
+    await admin.raw(`DROP ROLE IF EXISTS ${quoteIdentifier(schoolRoleName(databaseName))}`)
+    return null
+  } catch (error) {
+    return databaseMessage(error)
+  } finally {
+    await admin.destroy()
+  }
 }

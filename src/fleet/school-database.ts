@@ -1,11 +1,11 @@
 import type { Knex } from 'knex'
-import { createDatabase } from '../postgres/admin.js'
+import { createDatabase, type CreateOutcome } from '../postgres/admin.js'
 import { createKnex, databaseUrl } from '../postgres/connection.js'
 import { runMigrations, withMigrationLock, type DirectoryMigrationSource } from '../postgres/migrations.js'
 import { quoteIdentifier } from '../postgres/names.js'
 import { ensureSchoolRole, grantTableAccess, restrictDatabase } from '../postgres/roles.js'
 import { SchoolAdminError } from './school-admin.js'
-import { inspectTemplate, TEMPLATE_DATABASE } from './template.js'
+import { cloneFromTemplate, inspectTemplate } from './template.js'
 
 /*
  * A school database built beside the one in service, for a move (on another
@@ -112,15 +112,10 @@ export class SchoolDatabaseBuild {
     if (!useTemplate || history.length === 0) return null
     const state = await inspectTemplate(admin, serverUrl, source).catch(() => null)
     if (state?.kind !== 'current' || state.migration !== history.at(-1)) return null
-    try {
-      await createOrFail(admin, databaseName, TEMPLATE_DATABASE)
-      return 'cloned'
-    } catch (error) {
-      // 55006: busy (another run migrating it); 3D000: gone meanwhile.
-      const code = (error as { code?: string }).code
-      if (code === '55006' || code === '3D000') return null
-      throw error
-    }
+    const outcome = await cloneFromTemplate(admin, databaseName)
+    if (outcome === null) return null
+    createdHere(databaseName, outcome)
+    return 'cloned'
   }
 
   /** One admin connection to the new database, holding its migration lock. */
@@ -135,8 +130,11 @@ export class SchoolDatabaseBuild {
 }
 
 /** CREATE DATABASE where nobody else may have made it meanwhile. */
-async function createOrFail (admin: Knex, name: string, template?: string): Promise<'created'> {
-  const outcome = await createDatabase(admin, name, template === undefined ? {} : { template })
+async function createOrFail (admin: Knex, name: string): Promise<'created'> {
+  createdHere(name, await createDatabase(admin, name))
+  return 'created'
+}
+
+function createdHere (name: string, outcome: CreateOutcome): void {
   if (outcome !== 'created') throw new SchoolAdminError(`Database "${name}" appeared on the server while it was being built`)
-  return outcome
 }

@@ -87,6 +87,16 @@ export async function listAppTables (client: pg.Client): Promise<AppTable[]> {
 }
 
 /**
+ * The migrations the database records, oldest first. Fails (42P01) when it
+ * has no knex_migrations table: a caller that can meet a never-migrated
+ * database checks for the table first.
+ */
+export async function readMigrationHistory (client: pg.Client): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>('SELECT name FROM knex_migrations ORDER BY id')
+  return rows.map((row) => row.name)
+}
+
+/**
  * Row count and an order-free checksum: the sum of the first 64 bits of
  * each row's md5. Same rows, same sum, whatever order a server returns
  * them in, with constant memory; a changed, lost or extra row changes it.

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import { createDatabase } from '../postgres/admin.js'
+import { createDatabase, databaseExists, type CreateOutcome, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseMessage as errorMessage, databaseUrl } from '../postgres/connection.js'
 import {
   completedMigrations, MIGRATION_XACT_LOCK_SQL, runMigrations, withMigrationLock, type DirectoryMigrationSource
@@ -31,8 +31,7 @@ export function compareHistory (recorded: readonly string[], source: readonly st
 
 /** Reads the template's history; `admin` is on the server's maintenance database. */
 export async function inspectTemplate (admin: Knex, serverUrl: string, source: DirectoryMigrationSource): Promise<TemplateState> {
-  const { rows } = await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_database WHERE datname = ?', [TEMPLATE_DATABASE])
-  if (rows.length === 0) return { kind: 'missing' }
+  if (!await databaseExists(admin, TEMPLATE_DATABASE)) return { kind: 'missing' }
   const recorded = await onTemplate(serverUrl, async (db) => await completedMigrations(db))
   return compareHistory(recorded, await source.names())
 }
@@ -111,8 +110,7 @@ export async function prepareTemplate (admin: Knex, serverUrl: string, source: D
  */
 export async function rollbackTemplate (admin: Knex, serverUrl: string, source: DirectoryMigrationSource, rolledBack: ReadonlySet<string>): Promise<string> {
   try {
-    const { rows } = await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_database WHERE datname = ?', [TEMPLATE_DATABASE])
-    if (rows.length === 0) return 'missing; nothing to roll back'
+    if (!await databaseExists(admin, TEMPLATE_DATABASE)) return 'missing; nothing to roll back'
     const undone = await onTemplate(serverUrl, async (db) => await withMigrationLock(db, async () => {
       const names: string[] = []
       for (const name of (await completedMigrations(db)).reverse()) {
@@ -125,6 +123,21 @@ export async function rollbackTemplate (admin: Knex, serverUrl: string, source: 
     return undone.length === 0 ? 'nothing to roll back' : `rolled back ${undone.length} migration(s): ${undone.join(', ')}`
   } catch (error) {
     return `not rolled back: ${errorMessage(error)} (the next migrate rebuilds it if its history no longer matches)`
+  }
+}
+
+/**
+ * CREATE DATABASE … TEMPLATE the template. Null when the template is busy
+ * (55006: another run migrating it) or gone (3D000): the caller then
+ * creates a plain database instead.
+ */
+export async function cloneFromTemplate (admin: Knex, name: string, strategy?: CreateStrategy): Promise<CreateOutcome | null> {
+  try {
+    return await createDatabase(admin, name, { template: TEMPLATE_DATABASE, strategy })
+  } catch (error) {
+    const code = (error as { code?: string }).code
+    if (code === '55006' || code === '3D000') return null
+    throw error
   }
 }
 
