@@ -4,8 +4,10 @@ import { runConcurrently } from '../../src/fleet/concurrency.js'
 export interface SpreadRun {
   backends: number
   databases: number
-  /** Queries a second, one figure per round. */
+  /** Week queries a second, one figure per round. */
   perSecond: number[]
+  /** `SELECT 1` a second, one figure per round: the same spread with no work in the query. */
+  emptyPerSecond: number[]
 }
 
 // The statement the service runs for GET /api/lunch-weeks/1 (see
@@ -20,8 +22,9 @@ const WEEK_QUERY = `SELECT w.*, coalesce(json_agg(json_build_object('id', d.id::
  * school and over a backend in each of 1,000 schools. It tells what the
  * service adds to E's first curve from what PostgreSQL's process per
  * connection costs when the same work is spread over many backends.
- * The sets are measured in the order ABC CBA, so neither end gains from
- * coming later.
+ * `SELECT 1` beside it tells the cost of waking a backend from the cost of
+ * the statement. The sets are measured in the order ABC CBA, so neither
+ * end gains from coming later.
  */
 export async function backendSpread (schoolUrl: (n: number) => string, schools: number, inFlight: number, seconds: number): Promise<SpreadRun[]> {
   const many = Math.min(1000, schools)
@@ -30,14 +33,15 @@ export async function backendSpread (schoolUrl: (n: number) => string, schools: 
     { backends: many, databases: 1, urls: Array.from({ length: many }, () => schoolUrl(1)) },
     { backends: many, databases: many, urls: Array.from({ length: many }, (_, i) => schoolUrl(i + 1)) }
   ]
-  const runs = sets.map((set) => ({ backends: set.backends, databases: set.databases, perSecond: [] as number[] }))
+  const runs: SpreadRun[] = sets.map((set) => ({ backends: set.backends, databases: set.databases, perSecond: [], emptyPerSecond: [] }))
   for (const index of [0, 1, 2, 2, 1, 0]) {
     const set = sets[index]
     const run = runs[index]
     if (set === undefined || run === undefined) continue
     const clients = await openAll(set.urls)
     try {
-      run.perSecond.push(await queryRate(clients, inFlight, seconds))
+      run.perSecond.push(await queryRate(clients, WEEK_QUERY, inFlight, seconds))
+      run.emptyPerSecond.push(await queryRate(clients, 'SELECT 1', inFlight, seconds))
     } finally {
       await Promise.all(clients.map(async (client) => { await client.end() }))
     }
@@ -72,7 +76,7 @@ async function openAll (urls: string[]): Promise<pg.Client[]> {
  * Each of the `inFlight` workers owns every inFlight-th client and takes
  * them in turn, so with many clients no backend serves two queries in a row.
  */
-async function queryRate (clients: pg.Client[], inFlight: number, seconds: number): Promise<number> {
+async function queryRate (clients: pg.Client[], sql: string, inFlight: number, seconds: number): Promise<number> {
   let done = 0
   const deadline = Date.now() + seconds * 1000
   await Promise.all(Array.from({ length: inFlight }, async (_, worker) => {
@@ -80,7 +84,7 @@ async function queryRate (clients: pg.Client[], inFlight: number, seconds: numbe
     for (let turn = 0; Date.now() < deadline; turn++) {
       const client = mine[turn % mine.length]
       if (client === undefined) return
-      await client.query(WEEK_QUERY)
+      await client.query(sql)
       done++
     }
   }))

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { countCpu, type CpuPerRequest } from './cpu.js'
 import { load, type LoadResult } from './load.js'
 
 /** The route every scenario loads: one week with its five days. */
@@ -23,6 +24,8 @@ export interface Measured extends LoadResult {
   /** Connections the service opened to school databases while measured; null for the baseline. */
   opened: number | null
   warmup: Warmup
+  /** CPU time per request while measured, when the server's pid was given (and /proc is there). */
+  cpu: CpuPerRequest | null
 }
 
 export interface MeasureOptions {
@@ -37,14 +40,17 @@ export interface MeasureOptions {
   settle?: boolean
   /** Warm up for this long instead: for churn, which never stops opening connections. */
   warmupSeconds?: number
+  /** The server's process: count the CPU time it and the machine spend per request. */
+  pid?: number
 }
 
 /** One measured load run after a warm-up. */
 export async function measure (url: string, next: NextRequest, options: MeasureOptions): Promise<Measured> {
   const warmup = await warmUp(url, next, options)
   const before = options.service === true ? await openedSoFar(url) : null
+  const cpu = options.pid === undefined ? null : countCpu(options.pid)
   const result = await load({ url, connections: options.connections, durationSeconds: options.durationSeconds, next })
-  return { ...result, opened: before === null ? null : await openedSoFar(url) - before, warmup }
+  return { ...result, opened: before === null ? null : await openedSoFar(url) - before, warmup, cpu: cpu?.stop(result.requests) ?? null }
 }
 
 async function warmUp (url: string, next: NextRequest, options: MeasureOptions): Promise<Warmup> {

@@ -2,6 +2,7 @@ import { formatTable } from '../../../src/fleet/table.js'
 import { backendSpread, type SpreadRun } from '../backend-spread.js'
 import { growthChart, type GrowthCurve } from '../chart.js'
 import { connectRate } from '../connect-rate.js'
+import type { CpuPerRequest } from '../cpu.js'
 import { CHURN_BUDGET, type Bench } from '../context.js'
 import { WEEK_PATH, type Measured } from '../measure.js'
 import { backendMemory, processMemory } from '../memory.js'
@@ -92,11 +93,14 @@ async function connectCeiling (bench: Bench): Promise<Array<Awaited<ReturnType<t
 async function postgresAlone (bench: Bench): Promise<SpreadRun[]> {
   const inFlight = bench.options.connections
   const runs = await backendSpread(bench.schoolUrl, bench.fleetSize, inFlight, bench.options.duration)
-  const rate = (run: SpreadRun): number => run.perSecond.reduce((sum, value) => sum + value, 0) / Math.max(1, run.perSecond.length)
-  const reference = rate(runs[0] ?? { backends: 0, databases: 0, perSecond: [] })
-  say(`\nPostgreSQL alone, no service: the week query, ${inFlight} in flight, each backend in turn (order ABC CBA):`)
-  say(formatTable(['backends', 'databases', 'queries/s (two runs)', 'vs the first'], runs.map((run) => [
-    String(run.backends), String(run.databases), `${fmt(rate(run))} (${run.perSecond.map((value) => fmt(value)).join(', ')})`, (rate(run) / reference).toFixed(2)
+  const rate = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length)
+  const column = (run: SpreadRun, field: 'perSecond' | 'emptyPerSecond'): string[] => {
+    const reference = rate(runs[0]?.[field] ?? [])
+    return [`${fmt(rate(run[field]))} (${run[field].map((value) => fmt(value)).join(', ')})`, (rate(run[field]) / reference).toFixed(2)]
+  }
+  say(`\nPostgreSQL alone, no service: ${inFlight} queries in flight, each backend in turn (order ABC CBA):`)
+  say(formatTable(['backends', 'databases', 'week query/s (two runs)', 'vs the first', 'SELECT 1/s (two runs)', 'vs the first'], runs.map((run) => [
+    String(run.backends), String(run.databases), ...column(run, 'perSecond'), ...column(run, 'emptyPerSecond')
   ])))
   return runs
 }
@@ -118,10 +122,11 @@ async function measurePoint (bench: Bench, active: number, budget: number, env: 
   const one = bench.tokenFor(bench.slug(1))
   const alone = (): { path: string, headers: Record<string, string> } => ({ path: WEEK_PATH, headers: { authorization: `Bearer ${one}` } })
   const warm = active > budget ? { service: true, warmupSeconds: bench.options.duration } : { service: true, settle: true }
-  const first = await bench.measure(service.url, spread, warm)
-  const aloneRuns = [await bench.measure(service.url, alone, { service: true, settle: true })]
-  aloneRuns.push(await bench.measure(service.url, alone, { service: true, settle: true }))
-  const last = await bench.measure(service.url, spread, warm)
+  const settled = { service: true, settle: true, pid: service.pid }
+  const first = await bench.measure(service.url, spread, { ...warm, pid: service.pid })
+  const aloneRuns = [await bench.measure(service.url, alone, settled)]
+  aloneRuns.push(await bench.measure(service.url, alone, settled))
+  const last = await bench.measure(service.url, spread, { ...warm, pid: service.pid })
   const backends = await backendMemory(bench.admin)
   const api = processMemory(service.pid)
   const stopped = await service.stop()
@@ -161,4 +166,21 @@ function printCurve (label: string, points: Point[], seconds: number): void {
     ])))
   say('req/s, p99: the mean of two runs; 1 school: school 1 alone on the same service, two runs between those; ratio: the first over the second.')
   if (points.some((p) => p.runs[0]?.warmup.settled === false)) say('* warm-up for a fixed time: with more schools than the budget holds, connections never stop opening.')
+  printCpu(points)
+}
+
+/** Where each request's CPU time went, active schools beside school 1 alone: the service's share, and the rest's. */
+function printCpu (points: Point[]): void {
+  const perRequest = (runs: Measured[], part: keyof CpuPerRequest): number | null => {
+    const values = runs.map((run) => run.cpu?.[part]).filter((value): value is number => value !== undefined)
+    return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length
+  }
+  const pair = (p: Point, part: keyof CpuPerRequest): string => {
+    const [active, alone] = [perRequest(p.runs, part), perRequest(p.alone, part)]
+    return active === null || alone === null ? 'n/a' : `${fmt(active)} / ${fmt(alone)}`
+  }
+  if (points.every((p) => perRequest(p.runs, 'machine') === null)) return
+  say('CPU µs per request, active schools / school 1 alone (from /proc; "the rest" is PostgreSQL, the kernel and anything else on the machine):')
+  say(formatTable(['active', 'service', 'of it in the kernel', 'load generator', 'the rest', 'whole machine'],
+    points.map((p) => [String(p.active), pair(p, 'service'), pair(p, 'serviceKernel'), pair(p, 'load'), pair(p, 'rest'), pair(p, 'machine')])))
 }
