@@ -16,6 +16,7 @@ export const elapsed = (): string => {
 
 export const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 export const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
+export const average = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length)
 
 /** What the raw results file says about the machine the numbers come from. */
 export function machine (): { cpus: number, cpuModel: string, memoryGiB: number, node: string } {

@@ -6,7 +6,7 @@ import type { CpuPerRequest } from '../cpu.js'
 import { CHURN_BUDGET, type Bench } from '../context.js'
 import { WEEK_PATH, type Measured } from '../measure.js'
 import { backendMemory, processMemory } from '../memory.js'
-import { fmt, machine, say, writeResult } from '../report.js'
+import { average, fmt, machine, say, writeResult } from '../report.js'
 import type { Scenario } from './index.js'
 
 interface Point {
@@ -93,10 +93,9 @@ async function connectCeiling (bench: Bench): Promise<Array<Awaited<ReturnType<t
 async function postgresAlone (bench: Bench): Promise<SpreadRun[]> {
   const inFlight = bench.options.connections
   const runs = await backendSpread(bench.schoolUrl, bench.fleetSize, inFlight, bench.options.duration)
-  const rate = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length)
   const column = (run: SpreadRun, field: 'perSecond' | 'emptyPerSecond'): string[] => {
-    const reference = rate(runs[0]?.[field] ?? [])
-    return [`${fmt(rate(run[field]))} (${run[field].map((value) => fmt(value)).join(', ')})`, (rate(run[field]) / reference).toFixed(2)]
+    const reference = average(runs[0]?.[field] ?? [])
+    return [`${fmt(average(run[field]))} (${run[field].map((value) => fmt(value)).join(', ')})`, (average(run[field]) / reference).toFixed(2)]
   }
   say(`\nPostgreSQL alone, no service: ${inFlight} queries in flight, each backend in turn (order ABC CBA):`)
   say(formatTable(['backends', 'databases', 'week query/s (two runs)', 'vs the first', 'SELECT 1/s (two runs)', 'vs the first'], runs.map((run) => [
@@ -121,12 +120,13 @@ async function measurePoint (bench: Bench, active: number, budget: number, env: 
     ({ path: WEEK_PATH, headers: { authorization: `Bearer ${bench.tokenFor(bench.slug((turn++ % active) + 1))}` } })
   const one = bench.tokenFor(bench.slug(1))
   const alone = (): { path: string, headers: Record<string, string> } => ({ path: WEEK_PATH, headers: { authorization: `Bearer ${one}` } })
-  const warm = active > budget ? { service: true, warmupSeconds: bench.options.duration } : { service: true, settle: true }
-  const settled = { service: true, settle: true, pid: service.pid }
-  const first = await bench.measure(service.url, spread, { ...warm, pid: service.pid })
+  const counted = { service: true, pid: service.pid }
+  const settled = { ...counted, settle: true }
+  const warm = active > budget ? { ...counted, warmupSeconds: bench.options.duration } : settled
+  const first = await bench.measure(service.url, spread, warm)
   const aloneRuns = [await bench.measure(service.url, alone, settled)]
   aloneRuns.push(await bench.measure(service.url, alone, settled))
-  const last = await bench.measure(service.url, spread, { ...warm, pid: service.pid })
+  const last = await bench.measure(service.url, spread, warm)
   const backends = await backendMemory(bench.admin)
   const api = processMemory(service.pid)
   const stopped = await service.stop()
@@ -143,7 +143,7 @@ async function measurePoint (bench: Bench, active: number, budget: number, env: 
   }
 }
 
-const mean = (runs: Measured[], field: 'rps' | 'p99'): number => runs.reduce((sum, run) => sum + run[field], 0) / Math.max(1, runs.length)
+const mean = (runs: Measured[], field: 'rps' | 'p99'): number => average(runs.map((run) => run[field]))
 
 function printCurve (label: string, points: Point[], seconds: number): void {
   const mib = (value: number | null): string => value === null ? 'n/a' : fmt(value)
@@ -173,7 +173,7 @@ function printCurve (label: string, points: Point[], seconds: number): void {
 function printCpu (points: Point[]): void {
   const perRequest = (runs: Measured[], part: keyof CpuPerRequest): number | null => {
     const values = runs.map((run) => run.cpu?.[part]).filter((value): value is number => value !== undefined)
-    return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length
+    return values.length === 0 ? null : average(values)
   }
   const pair = (p: Point, part: keyof CpuPerRequest): string => {
     const [active, alone] = [perRequest(p.runs, part), perRequest(p.alone, part)]
