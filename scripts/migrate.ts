@@ -1,6 +1,7 @@
 /*
  * npm run migrate [-- --school <slug>]... [--concurrency N] [--dry-run]
- *                 [--failed] [--rollback] [--no-template] [--no-seed] [--status]
+ *                 [--failed] [--rollback [--to <name> | --undo-baseline --yes]]
+ *                 [--no-template] [--no-seed] [--status]
  *
  * Migrates the catalog, then creates every missing school database (cloned
  * from its server's template) and brings each to the latest app migration;
@@ -8,6 +9,7 @@
  * Exit code 0 only when every school succeeded.
  */
 import { parseCommandLine, UsageError, wholeNumberOption } from '../src/cli/command-line.js'
+import { resolveRollback, RollbackRefused } from '../src/fleet/migrate-plan.js'
 import { runProgram } from '../src/cli/program.js'
 import { progressLine } from '../src/cli/progress.js'
 import { loadConfigOrExit } from '../src/config.js'
@@ -22,11 +24,16 @@ import { templateStates } from '../src/fleet/template.js'
 const USAGE = `Usage: npm run migrate -- [options]
 
   --school <slug>     only this school (repeatable)
-  --concurrency <n>   schools migrated at once (default MIGRATE_CONCURRENCY, 8)
+  --concurrency <n>   schools migrated at once on each server (default MIGRATE_CONCURRENCY, 8)
   --dry-run           show missing databases and pending migrations; change nothing
   --failed            only the schools whose last run failed
-  --rollback          undo the last batch of app migrations (all schools, or --school)
-  --no-template       create new databases the plain way, not cloned from the template
+  --rollback          undo the newest app migration wherever it is applied (all schools, or --school)
+  --to <name>         with --rollback: go back to this migration, undoing those after it
+  --undo-baseline     with --rollback: undo every migration, the first included, which
+                      drops each school's tables and data; needs --yes
+  --yes               confirms --undo-baseline
+  --no-template       create new databases the plain way, not cloned from the template;
+                      with --rollback, leave the template alone
   --verify            look inside every school database, even those the catalog records as current
   --no-seed           schools provisioned by this run get no seeds (database/seeds/), now or later
   --status            print every school's recorded migration state; migrate nothing
@@ -37,11 +44,13 @@ interface CommandLine {
   concurrency: number
   dryRun: boolean
   failedOnly: boolean
-  rollback: boolean
+  rollback?: { to?: string | null }
   useTemplate: boolean
   verify: boolean
   status: boolean
   seed: boolean
+  /** --yes */
+  confirmed: boolean
 }
 
 function parseMigrateCommandLine (config: { migrateConcurrency: number }): CommandLine {
@@ -53,6 +62,9 @@ function parseMigrateCommandLine (config: { migrateConcurrency: number }): Comma
       'dry-run': { type: 'boolean', default: false },
       failed: { type: 'boolean', default: false },
       rollback: { type: 'boolean', default: false },
+      to: { type: 'string' },
+      'undo-baseline': { type: 'boolean', default: false },
+      yes: { type: 'boolean', default: false },
       'no-template': { type: 'boolean', default: false },
       verify: { type: 'boolean', default: false },
       status: { type: 'boolean', default: false },
@@ -60,16 +72,40 @@ function parseMigrateCommandLine (config: { migrateConcurrency: number }): Comma
     }
   })
   if (values.rollback && values.failed) throw new UsageError('--rollback and --failed do not go together', USAGE)
+  if (!values.rollback && (values.to !== undefined || values['undo-baseline'])) {
+    throw new UsageError('--to and --undo-baseline go with --rollback', USAGE)
+  }
+  if (values.to !== undefined && values['undo-baseline']) throw new UsageError('--to and --undo-baseline do not go together', USAGE)
   return {
     ...(values.school === undefined ? {} : { only: values.school }),
     concurrency: wholeNumberOption(values.concurrency, 'concurrency', { min: 1, max: 256, fallback: config.migrateConcurrency }, USAGE),
     dryRun: values['dry-run'],
     failedOnly: values.failed,
-    rollback: values.rollback,
+    ...(values.rollback ? { rollback: values['undo-baseline'] ? { to: null } : values.to === undefined ? {} : { to: values.to } } : {}),
     useTemplate: !values['no-template'],
     verify: values.verify,
     status: values.status,
-    seed: !values['no-seed']
+    seed: !values['no-seed'],
+    confirmed: values.yes
+  }
+}
+
+/**
+ * A rollback is checked against the code's migrations before anything is
+ * opened: a refusal is a bad command line. Undoing the baseline drops every
+ * school's data, so a real run of it needs --yes, as `schools drop` does.
+ */
+async function checkRollback (options: CommandLine): Promise<void> {
+  if (options.rollback === undefined) return
+  try {
+    const rollback = resolveRollback(await appMigrations.names(), options.rollback.to)
+    if (rollback.target === null && !options.dryRun && !options.confirmed) {
+      throw new RollbackRefused(`--undo-baseline would undo ${rollback.undo.join(', ')} in every school it names, dropping their tables and all their data. ` +
+        'Run it with --dry-run to see each school, then again with --yes to do it.')
+    }
+  } catch (error) {
+    if (!(error instanceof RollbackRefused)) throw error
+    throw new UsageError(`Refusing to roll back: ${error.message}.`, USAGE)
   }
 }
 
@@ -92,7 +128,7 @@ function printReport (report: MigrateReport): void {
       s.databaseName,
       s.action === 'refuse' ? '-' : s.database === 'missing' ? 'would create' : s.database,
       s.action === 'refuse' ? '-' : s.role === 'missing' ? 'would create' : s.role === 'updated' && report.dryRun ? 'new password' : s.role,
-      s.error !== null ? '-' : s.migrations.length === 0 ? (report.rollback ? 'none' : 'up to date') : `${s.migrations.length} ${report.dryRun ? 'pending' : report.rollback ? 'rolled back' : 'applied'}`,
+      s.error !== null ? '-' : migrationsCell(s, report),
       s.error === null ? 'ok' : `FAILED: ${s.error}`,
       // The dry run shows the plan a real run would carry out.
       ...(report.dryRun ? [`${s.action}: ${s.reason}${s.seeds.length === 0 ? '' : `; then seeds ${s.seeds.join(', ')}`}`] : [])
@@ -107,26 +143,53 @@ function printReport (report: MigrateReport): void {
     out.push('', `Seeds ran for ${seeded.length} new school(s): ${[...new Set(seeded.flatMap((s) => s.seeds))].join(', ')}.`)
   }
 
-  const count = (f: (s: MigrateReport['schools'][number]) => boolean): number => report.schools.filter(f).length
+  const count = (f: (s: Outcome) => boolean): number => report.schools.filter(f).length
   const failed = count((s) => s.error !== null)
   out.push('')
-  if (report.dryRun) {
+  if (report.rollback !== undefined) {
+    out.push(rollbackSummary(report, count))
+  } else if (report.dryRun) {
     out.push(`Dry run, nothing changed: ${report.schools.length} school(s), ${count((s) => s.database === 'missing')} database(s) to create, ` +
       `${count((s) => s.error === null && s.migrations.length > 0)} with pending migrations, ${failed} could not be checked.`)
-  } else if (report.rollback) {
-    out.push(`Rolled back: ${report.schools.length} school(s), ${count((s) => s.error === null && s.migrations.length > 0)} with a batch undone, ${failed} failed.`)
   } else if (isNoop(report)) {
     out.push(`Nothing to do: the catalog and all ${report.schools.length} school database(s) are up to date.`)
   } else {
     out.push(`${report.schools.length} school(s): ${count((s) => s.database === 'created' || s.database === 'cloned')} database(s) created ` +
       `(${count((s) => s.database === 'cloned')} from the template), ` +
       `${count((s) => s.error === null && s.migrations.length > 0)} migrated, ` +
-      `${count((s) => s.error === null && s.migrations.length === 0)} already up to date, ${failed} failed.`)
+      `${count((s) => s.error === null && s.migrations.length === 0)} already up to date, ${failed} failed.` +
+      (failed > 0 ? ' `npm run migrate -- --failed` retries the failed ones.' : ''))
   }
-  if (report.concurrency.used < report.concurrency.requested) {
-    out.push(`Concurrency lowered from ${report.concurrency.requested} to ${report.concurrency.used} to stay within the servers' free connections.`)
+  for (const [server, used] of Object.entries(report.concurrency.used)) {
+    if (used < report.concurrency.requested) {
+      out.push(`Concurrency on ${server} lowered from ${report.concurrency.requested} to ${used} to stay within its free connections.`)
+    }
   }
   process.stdout.write(out.join('\n') + '\n')
+}
+
+type Outcome = MigrateReport['schools'][number]
+
+/** A rollback names what each school loses; a run up counts what it gains. */
+function migrationsCell (s: Outcome, report: MigrateReport): string {
+  if (report.rollback !== undefined) {
+    return s.migrations.length === 0 ? 'nothing to undo' : `${report.dryRun ? 'would undo' : 'undone'}: ${s.migrations.join(', ')}`
+  }
+  return s.migrations.length === 0 ? 'up to date' : `${s.migrations.length} ${report.dryRun ? 'pending' : 'applied'}`
+}
+
+function rollbackSummary (report: MigrateReport, count: (f: (s: Outcome) => boolean) => number): string {
+  const target = report.rollback?.target ?? null
+  const where = target === null ? 'before the first migration' : target
+  const undone = count((s) => s.error === null && s.migrations.length > 0)
+  const alone = count((s) => s.error === null && s.migrations.length === 0)
+  const failed = count((s) => s.error !== null)
+  if (report.dryRun) {
+    return `Dry run, nothing changed: back to ${where}, ${undone} of ${report.schools.length} school(s) would have migrations undone, ` +
+      `${alone} have none to undo and would be left alone, ${failed} could not be checked.`
+  }
+  return `Rolled back to ${where}: ${report.schools.length} school(s), ${undone} with migrations undone, ${alone} with none to undo (left alone), ${failed} failed.` +
+    (failed > 0 ? ' A rollback undoes only what is still applied: run it again to finish.' : '')
 }
 
 async function printStatus (topology: Topology): Promise<number> {
@@ -145,6 +208,7 @@ async function printStatus (topology: Topology): Promise<number> {
 await runProgram(async (program) => {
   const config = loadConfigOrExit()
   const options = parseMigrateCommandLine(config)
+  await checkRollback(options)
   const topology = await program.attach(config)
   if (options.status) return await printStatus(topology)
 
@@ -155,7 +219,7 @@ await runProgram(async (program) => {
     ...(options.only === undefined ? {} : { only: options.only }),
     dryRun: options.dryRun,
     failedOnly: options.failedOnly,
-    rollback: options.rollback,
+    ...(options.rollback === undefined ? {} : { rollback: options.rollback }),
     useTemplate: options.useTemplate,
     verify: options.verify,
     seeding: options.seed ? 'run' : 'skip',

@@ -103,6 +103,19 @@ export function schoolsRepository (catalog: Knex) {
       await catalog('school_migration_status').insert(values).onConflict('school_id').merge()
     },
 
+    /**
+     * Records one error for many schools at once (a server that could not be
+     * reached, a run not yet done with them), keeping what each has applied.
+     */
+    async recordFailures (schoolIds: readonly number[], error: string): Promise<void> {
+      // A few thousand rows a statement stays far below PostgreSQL's 65,535 parameters.
+      for (let i = 0; i < schoolIds.length; i += 5_000) {
+        await catalog('school_migration_status')
+          .insert(schoolIds.slice(i, i + 5_000).map((id) => ({ school_id: id, last_error: error, last_run_at: catalog.fn.now() })))
+          .onConflict('school_id').merge(['last_error', 'last_run_at'])
+      }
+    },
+
     async insert (school: NewSchool): Promise<School> {
       const [row] = await catalog<SchoolRow>('schools')
         .insert({ slug: school.slug, name: school.name, database_name: school.databaseName, server: school.server })

@@ -8,7 +8,7 @@ import {
 import {
   ensureSchoolRole, grantTableAccess, restrictDatabase, schoolRoleName, schoolRolePassword, schoolRoleUrl, type RoleOutcome
 } from '../postgres/roles.js'
-import { planSchool, type PlanAction, type PlanContext, type SchoolPlan, type ServerView } from './migrate-plan.js'
+import { schoolRollback, type PlanAction, type PlanContext, type RollbackPlan, type SchoolPlan, type ServerView } from './migrate-plan.js'
 import { runSchoolSeeds, SeedFailed, type SeedSource } from './seeds.js'
 import { cloneFromTemplate, provisionClone } from './template.js'
 
@@ -28,7 +28,7 @@ export interface SchoolOutcome {
   database: 'created' | 'cloned' | 'existed' | 'missing'
   /** The school's login role; `missing` only in a dry run. */
   role: RoleOutcome | 'missing'
-  /** Migrations applied (or rolled back, or in a dry run pending). */
+  /** Migrations applied, or undone by a rollback, newest first; in a dry run, what would be. */
   migrations: string[]
   /** Seeds run (in a dry run: to run); see SeedStep for when. */
   seeds: string[]
@@ -47,6 +47,7 @@ export interface ServerHandle extends ServerView {
 
 export interface RunContext {
   dryRun: boolean
+  startedAt: Date
   source: DirectoryMigrationSource
   seeds: SeedSource
   roleSecret: string
@@ -56,9 +57,9 @@ export interface RunContext {
   plan: Omit<PlanContext, 'views'> & { views: Map<string, ServerHandle> }
 }
 
-export async function migrateSchool (school: SchoolWithStatus, run: RunContext): Promise<SchoolOutcome> {
-  const plan = planSchool(school, run.plan)
-  const outcome: SchoolOutcome = {
+/** An outcome before anything is done: the plan's action and reason, nothing changed. */
+export function schoolOutcome (school: SchoolWithStatus, plan: Pick<SchoolPlan, 'action' | 'reason'>): SchoolOutcome {
+  return {
     slug: school.slug,
     server: school.server,
     databaseName: school.databaseName,
@@ -70,6 +71,10 @@ export async function migrateSchool (school: SchoolWithStatus, run: RunContext):
     seeds: [],
     error: null
   }
+}
+
+export async function migrateSchool (school: SchoolWithStatus, plan: SchoolPlan, run: RunContext): Promise<SchoolOutcome> {
+  const outcome = schoolOutcome(school, plan)
   if (plan.action === 'skip' && plan.seeds === 'none') return outcome
   const job = new SchoolJob(school, run, outcome)
   try {
@@ -115,6 +120,12 @@ class SchoolJob {
       log: { warn: (message: string) => { this.failedMigration = /migration file "(.+)" failed/.exec(message)?.[1] ?? this.failedMigration } }
     })
     return this.knex
+  }
+
+  get rollback (): RollbackPlan {
+    const rollback = this.run.plan.rollback
+    if (rollback === null) throw new Error('this run does not roll back')
+    return rollback
   }
 
   get password (): string {
@@ -170,9 +181,14 @@ const HANDLERS: Record<Exclude<PlanAction, 'skip' | 'refuse'>, Handler> = {
   migrate: async (job) => { await migrateUp(job) },
 
   async rollback (job) {
+    const rollback = job.rollback
     await underLock(job, async (db) => {
-      const [, log] = await db.migrate.rollback({ migrationSource: job.run.source }) as [number, string[]]
-      job.outcome.migrations = log
+      // One migration at a time, each in its own transaction, so the history
+      // always says what is undone; a failure stops at the failing one.
+      for (const name of schoolRollback(await completedMigrations(db), rollback)) {
+        await db.migrate.down({ migrationSource: job.run.source, name })
+        job.outcome.migrations.push(name)
+      }
     })
   }
 }
@@ -246,15 +262,6 @@ async function describePlan (job: SchoolJob, plan: SchoolPlan): Promise<void> {
       outcome.migrations = await pendingMigrations(job.db, run.source)
       return
     case 'rollback':
-      outcome.migrations = await lastBatch(job.db)
+      outcome.migrations = schoolRollback(await completedMigrations(job.db), job.rollback)
   }
-}
-
-/** The migrations a rollback would undo, newest first, as knex's rollback reports them. */
-async function lastBatch (db: Knex): Promise<string[]> {
-  const done = await completedMigrations(db)
-  if (done.length === 0) return []
-  const { rows } = await db.raw<{ rows: Array<{ name: string }> }>(
-    'SELECT name FROM knex_migrations WHERE batch = (SELECT max(batch) FROM knex_migrations) ORDER BY id DESC')
-  return rows.map((row) => row.name)
 }

@@ -7,14 +7,15 @@ import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrat
 import { roleKeyId } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
 import { runConcurrently } from './concurrency.js'
-import { migrateSchool, type RunContext, type SchoolOutcome, type ServerHandle } from './migrate-school.js'
+import { planSchool, recordSaysStale, resolveRollback, type PlanAction } from './migrate-plan.js'
+import { migrateSchool, schoolOutcome, type RunContext, type SchoolOutcome, type ServerHandle } from './migrate-school.js'
 import { appSeeds, type SeedSource } from './seeds.js'
 import { describeTemplate, inspectTemplate, prepareTemplate, rollbackTemplate, TEMPLATE_DATABASE } from './template.js'
 
 export type { SchoolOutcome } from './migrate-school.js'
 
 export interface MigrateOptions {
-  /** Schools migrated at once; clamped to what the servers have free. */
+  /** Schools migrated at once on each server; clamped to what that server has free. */
   concurrency: number
   /** Slugs to limit the run to; every school when absent. */
   only?: string[]
@@ -22,8 +23,12 @@ export interface MigrateOptions {
   failedOnly?: boolean
   /** Report what would change and change nothing. */
   dryRun?: boolean
-  /** Undo the last batch of app migrations instead of migrating up. */
-  rollback?: boolean
+  /**
+   * Take every school back to one migration instead of migrating up (see
+   * resolveRollback): `{}` undoes the newest migration where it is applied;
+   * `to` names the migration to go back to, null for before the first.
+   */
+  rollback?: { to?: string | null }
   /** Clone new school databases from the server's template (default true). */
   useTemplate?: boolean
   /**
@@ -52,11 +57,14 @@ export interface MigrateOptions {
 
 export interface MigrateReport {
   dryRun: boolean
-  rollback: boolean
+  /** Where a rollback run took the schools back to (null: before the first migration); absent when migrating up. */
+  rollback?: { target: string | null }
   catalog: { created: boolean, missing: boolean, migrations: string[] }
-  concurrency: { requested: number, used: number }
+  /** Schools at once per server: as asked, and as used where a server had fewer connections free. */
+  concurrency: { requested: number, used: Record<string, number> }
   /** Per server: what was done to its template, or why it could not be used. */
   templates: Record<string, string>
+  /** Every school of the run, in slug order. */
   schools: SchoolOutcome[]
   /** Slugs asked for with --school that the catalog does not hold. */
   unknownSlugs: string[]
@@ -73,19 +81,24 @@ export function hasFailures (report: MigrateReport): boolean {
 }
 
 /**
- * Brings the catalog, then every school database, to the latest migration.
- * Each school gets a plan (migrate-plan.ts), then one handler carries it
- * out; a failure is recorded in its outcome and in the catalog, and never
- * stops the others.
+ * Brings the catalog, then every school database, to the latest migration
+ * (or back to a rollback's target). The servers are worked in parallel,
+ * each with its own bound on schools at once, so a slow or unreachable
+ * server holds back only its own schools. Each school gets a plan
+ * (migrate-plan.ts), then one handler carries it out; a failure is
+ * recorded in its outcome and in the catalog, and never stops the others.
  */
 export async function migrateSchools (topology: Topology, options: MigrateOptions): Promise<MigrateReport> {
   const dryRun = options.dryRun === true
-  const rollback = options.rollback === true
+  const source = options.migrations ?? appMigrations
+  const known = await source.names()
+  // Refused before anything is touched, the catalog included.
+  const rollback = options.rollback === undefined ? null : resolveRollback(known, options.rollback.to)
   const report: MigrateReport = {
     dryRun,
-    rollback,
+    ...(rollback === null ? {} : { rollback: { target: rollback.target } }),
     catalog: { created: false, missing: false, migrations: [] },
-    concurrency: { requested: options.concurrency, used: options.concurrency },
+    concurrency: { requested: options.concurrency, used: {} },
     templates: {},
     schools: [],
     unknownSlugs: []
@@ -101,11 +114,10 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
   }
 
   const roleSecret = options.roleSecret ?? DEVELOPMENT_ROLE_SECRET
-  const source = options.migrations ?? appMigrations
   const catalog = openCatalog(topology.catalogUrl, 2)
-  const handles = new Map<string, ServerHandle>()
   const run: RunContext = {
     dryRun,
+    startedAt: new Date(),
     source,
     seeds: options.seeds ?? appSeeds,
     roleSecret,
@@ -113,9 +125,9 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
     seedRecords: seedsRepository(catalog),
     plan: {
       servers: topology.servers,
-      views: handles,
+      views: new Map(),
       catalogDatabase: databaseOf(topology.catalogUrl),
-      latestMigration: (await source.names()).at(-1) ?? null,
+      latestMigration: known.at(-1) ?? null,
       keyId: roleKeyId(roleSecret),
       rollback,
       verify: options.verify === true,
@@ -125,30 +137,101 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
   try {
     const schools = await selectSchools(run, options)
     report.unknownSlugs = (options.only ?? []).filter((slug) => !schools.some((s) => s.slug === slug))
-    for (const name of new Set(schools.map((s) => s.server))) {
-      const url = topology.servers[name]
-      if (url === undefined) continue
-      const server = await openServer(url, options.concurrency, options.createStrategy ?? null)
-      handles.set(name, server)
-      if (options.useTemplate !== false && !rollback) report.templates[name] = await readyTemplate(server, run)
-    }
-    report.concurrency.used = Math.max(1, Math.min(options.concurrency, ...[...handles.values()].map((s) => Math.floor(s.free / 2))))
-
-    let done = 0
-    let failed = 0
-    report.schools = await runConcurrently(schools, report.concurrency.used, async (school) => {
-      const outcome = await migrateSchool(school, run)
-      done++
-      if (outcome.error !== null) failed++
-      options.onProgress?.({ done, total: schools.length, failed })
-      return outcome
-    })
-    if (rollback && !dryRun) await rollbackTemplates(run, report)
+    // Noted before any server is opened, so even a run killed while a
+    // server hangs leaves a record of what it had to do.
+    await noteUnfinished(run, schools.filter((school) => recordSaysStale(school, run.plan)))
+    const progress = progressCounter(schools.length, options.onProgress)
+    const byServer = new Map<string, SchoolWithStatus[]>()
+    for (const school of schools) byServer.set(school.server, [...byServer.get(school.server) ?? [], school])
+    const outcomes = await Promise.all([...byServer].map(async ([name, serverSchools]) =>
+      await migrateServer(name, serverSchools, run, { topology, options, report, progress })))
+    report.schools = outcomes.flat().sort((a, b) => a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0)
   } finally {
-    await Promise.all([...handles.values()].map(async (s) => await s.admin.destroy()))
     await catalog.destroy()
   }
   return report
+}
+
+interface ServerRun {
+  topology: Topology
+  options: MigrateOptions
+  report: MigrateReport
+  progress: (outcome: SchoolOutcome) => SchoolOutcome
+}
+
+/**
+ * One server's share of the run: open it, ready its template, plan its
+ * schools, note the run on those it will work, then work them. A server
+ * that cannot be opened fails its own schools, each recorded with the
+ * reason, and no other server's.
+ */
+async function migrateServer (name: string, schools: SchoolWithStatus[], run: RunContext, { topology, options, report, progress }: ServerRun): Promise<SchoolOutcome[]> {
+  const url = topology.servers[name]
+  const concurrency = options.concurrency
+  if (url === undefined) {
+    // Each school is refused by its plan: the server is not configured.
+    return await runConcurrently(schools, concurrency, async (school) => progress(await migrateSchool(school, planSchool(school, run.plan), run)))
+  }
+  let server: ServerHandle
+  try {
+    server = await openServer(url, concurrency, options.createStrategy ?? null)
+  } catch (error) {
+    return await serverUnavailable(name, schools, run, `server "${name}" could not be reached: ${databaseMessage(error)}`, progress)
+  }
+  try {
+    run.plan.views.set(name, server)
+    const withTemplate = options.useTemplate !== false
+    if (withTemplate && run.plan.rollback === null) report.templates[name] = await readyTemplate(server, run)
+    const used = Math.max(1, Math.min(concurrency, Math.floor(server.free / 2)))
+    report.concurrency.used[name] = used
+    const planned = schools.map((school) => ({ school, plan: planSchool(school, run.plan) }))
+    await noteUnfinished(run, planned.filter(({ school, plan }) => WORK.has(plan.action) && !recordSaysStale(school, run.plan)).map(({ school }) => school))
+    const outcomes = await runConcurrently(planned, used, async ({ school, plan }) => progress(await migrateSchool(school, plan, run)))
+    // The template follows a rollback of the whole fleet; one limited to
+    // some schools leaves it where the others stand.
+    if (run.plan.rollback !== null && !run.dryRun && withTemplate && options.only === undefined) {
+      report.templates[name] = await rollbackTemplate(server.admin, server.url, run.source, new Set(run.plan.rollback.undo))
+    }
+    return outcomes
+  } finally {
+    await server.admin.destroy()
+  }
+}
+
+/** The actions that change a school; its early note missed those whose record looked current. */
+const WORK: ReadonlySet<PlanAction> = new Set(['clone', 'create', 'migrate'])
+
+/**
+ * Before a school is worked, the catalog notes that this run has not
+ * finished it; finishing it replaces the note. So a run that stops early
+ * (killed, a lost server, a lost catalog) leaves its unfinished schools
+ * recorded as failed, for `--failed` to find. A dry run changes nothing,
+ * and a rollback needs no note: it undoes only what is still applied, so
+ * running it again finishes it.
+ */
+async function noteUnfinished (run: RunContext, schools: SchoolWithStatus[]): Promise<void> {
+  if (run.dryRun || run.plan.rollback !== null || schools.length === 0) return
+  await run.schools.recordFailures(schools.map((school) => school.id),
+    `not finished by the migrate run started ${run.startedAt.toISOString()} (stopped early, or still running)`)
+}
+
+/** Every school of an unreachable server fails with the reason, recorded in the catalog. */
+async function serverUnavailable (name: string, schools: SchoolWithStatus[], run: RunContext, reason: string, progress: ServerRun['progress']): Promise<SchoolOutcome[]> {
+  const outcomes = schools.map((school) => progress({ ...schoolOutcome(school, { action: 'refuse', reason }), error: reason }))
+  if (!run.dryRun) await run.schools.recordFailures(schools.map((school) => school.id), reason)
+  return outcomes
+}
+
+/** Counts outcomes as they come, across servers, for the progress line. */
+function progressCounter (total: number, onProgress: MigrateOptions['onProgress']): ServerRun['progress'] {
+  let done = 0
+  let failed = 0
+  return (outcome) => {
+    done++
+    if (outcome.error !== null) failed++
+    onProgress?.({ done, total, failed })
+    return outcome
+  }
 }
 
 async function selectSchools (run: RunContext, options: MigrateOptions): Promise<SchoolWithStatus[]> {
@@ -196,12 +279,4 @@ async function readyTemplate (server: ServerHandle, run: RunContext): Promise<st
   server.cloneFromTemplate = prepared.ready
   server.databases.add(TEMPLATE_DATABASE)
   return prepared.summary
-}
-
-/** The template of every server the rollback touched loses what its schools lost. */
-async function rollbackTemplates (run: RunContext, report: MigrateReport): Promise<void> {
-  for (const [name, server] of run.plan.views) {
-    const undone = new Set(report.schools.filter((s) => s.server === name && s.error === null).flatMap((s) => s.migrations))
-    report.templates[name] = await rollbackTemplate(server.admin, server.url, run.source, undone)
-  }
 }

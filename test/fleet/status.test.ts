@@ -111,12 +111,15 @@ t.test('migrate records each school; --status, --failed and --rollback work from
   t.notMatch(noneFailed.stdout, /^(ok1|ok2|broken|newbie)\s/m, 'with nothing failed, --failed migrates no school')
   t.equal((await listDatabases(dbs.admin)).has(dbs.databaseName('newbie')), false)
 
-  // ---- --rollback --school ok1 undoes ok1's last batch only
+  // ---- --rollback --school ok1: the only migration is the baseline, so only --undo-baseline --yes undoes it
   const beforeRollback = await statusRows(catalog)
-  const rolled = await migrate(['--rollback', '--school', 'ok1'])
+  const refused = await migrate(['--rollback', '--school', 'ok1'])
+  t.equal(refused.code, 2, 'a plain rollback of the baseline is refused')
+  t.same(await tables(dbs, 'ok1'), LUNCH_TABLES, 'and changes nothing')
+  const rolled = await migrate(['--rollback', '--undo-baseline', '--yes', '--school', 'ok1'])
   t.equal(rolled.code, 0, rolled.stdout + rolled.stderr)
-  t.match(rolled.stdout, /^ok1\s+default\s+stfleet_ok1\s+existed\s+existed\s+1 rolled back\s+ok$/m)
-  t.match(rolled.stdout, /^Rolled back: 1 school\(s\), 1 with a batch undone, 0 failed\.$/m)
+  t.match(rolled.stdout, /^ok1\s+default\s+stfleet_ok1\s+existed\s+existed\s+undone: 20261123000000_create_lunch_menu\s+ok$/m)
+  t.match(rolled.stdout, /^Rolled back to before the first migration: 1 school\(s\), 1 with migrations undone, 0 with none to undo \(left alone\), 0 failed\.$/m)
   t.notMatch(rolled.stdout, /^(ok2|broken|newbie)\s/m, 'only ok1 was in the run')
   t.same(await tables(dbs, 'ok1'), ['knex_migrations', 'knex_migrations_lock'], 'ok1: the lunch tables are gone')
   t.same(await withDatabase(dbs.serverUrl, dbs.databaseName('ok1'), async (db) => await db('knex_migrations').select('name')), [],

@@ -20,8 +20,11 @@ export const testCluster: EmbeddedPostgresConfig = {
 
 /**
  * The port of the suite's cluster (offset 0) or of a test file's own
- * cluster (offsets 1 to 6), counted from TEST_PG_PORT, so two checkouts
- * running their suites at once never meet on a port.
+ * cluster, counted from TEST_PG_PORT, so two checkouts running their
+ * suites at once never meet on a port. Files run side by side, so each
+ * offset belongs to one file: 1 postgres/embedded, 2 security/faults,
+ * 3 fleet/template, 4 fleet/servers, 5 fleet/template-history,
+ * 6 fleet/move, 7 fleet/rollout-stopped.
  */
 export function clusterPort (offset: number): number {
   return Number(process.env.TEST_PG_PORT ?? 15433) + offset
