@@ -65,6 +65,11 @@ export interface Config {
    * catalog's own.
    */
   tenantServers: Record<string, string> | null
+  /**
+   * TENANT_POOLERS: server name → the PgBouncer in front of it, for the
+   * API's school connections only. Null: the API connects directly.
+   */
+  tenantPoolers: Record<string, string> | null
   embedded: EmbeddedPostgresConfig
   jwt: JwtConfig
   catalogPoolSize: number
@@ -132,6 +137,7 @@ export function loadConfig (env: Env = process.env): Config {
   const nodeEnv = read.oneOf('NODE_ENV', ['development', 'test', 'production'] as const, 'development')
   const databaseUrl = read.postgresUrl('DATABASE_URL')
   const tenantServers = read.serverMap('TENANT_SERVERS')
+  const tenantPoolers = read.serverMap('TENANT_POOLERS')
 
   const jwt = readJwt(read, problems, nodeEnv)
 
@@ -160,6 +166,7 @@ export function loadConfig (env: Env = process.env): Config {
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     databaseUrl,
     tenantServers,
+    tenantPoolers,
     embedded: {
       dataDir: path.resolve(projectRoot, embeddedDir),
       port: read.integer('EMBEDDED_PG_PORT', 15432, 1024, 65535),
@@ -190,6 +197,13 @@ export function loadConfig (env: Env = process.env): Config {
   }
 
   const serverNames = tenantServers === null ? ['default'] : Object.keys(tenantServers)
+  for (const [server, url] of Object.entries(tenantPoolers ?? {})) {
+    if (!serverNames.includes(server)) problems.push(`TENANT_POOLERS names server "${server}", which TENANT_SERVERS does not (${serverNames.join(', ')})`)
+    const { username, password } = new URL(url)
+    if (username !== '' || password !== '') {
+      problems.push(`TENANT_POOLERS: the pooler of server "${server}" must be given without a user or password (each school logs in with its own role), like postgres://pgbouncer-host:6432`)
+    }
+  }
   for (const server of Object.keys(config.tenantConnectionsMax.servers)) {
     if (!serverNames.includes(server)) problems.push(`TENANT_CONNECTIONS_MAX names server "${server}", which TENANT_SERVERS does not (${serverNames.join(', ')})`)
   }

@@ -76,6 +76,13 @@ t.test('TENANT_CONNECTIONS_MAX: one number, per server, or both; TENANT_POOLS_MA
   t.match(problemsOf({ TENANT_CONNECTIONS_MAX: 'lots' }), [/^TENANT_CONNECTIONS_MAX must be a whole number of connections, or server=number entries .*"lots" is neither/])
   t.match(problemsOf({ TENANT_CONNECTIONS_MAX: '0' }), [/"0" is neither/])
   t.match(problemsOf({ TENANT_SERVERS: servers, TENANT_CONNECTIONS_MAX: 'west=10' }), [/names server "west", which TENANT_SERVERS does not \(default, east\)/])
+  t.same(loadConfig({ TENANT_SERVERS: servers, TENANT_POOLERS: 'east=postgres://bouncer:6432' }).tenantPoolers, { east: 'postgres://bouncer:6432' })
+  t.same(loadConfig({ TENANT_POOLERS: 'default=postgres://127.0.0.1:6432' }).tenantPoolers, { default: 'postgres://127.0.0.1:6432' },
+    'without TENANT_SERVERS, the one server is called default')
+  t.match(problemsOf({ TENANT_SERVERS: servers, TENANT_POOLERS: 'west=postgres://bouncer:6432' }), [/^TENANT_POOLERS names server "west", which TENANT_SERVERS does not \(default, east\)$/])
+  t.match(problemsOf({ TENANT_POOLERS: 'default=postgres://school:secret@bouncer:6432' }),
+    [/^TENANT_POOLERS: the pooler of server "default" must be given without a user or password \(each school logs in with its own role\)/])
+  t.match(problemsOf({ TENANT_POOLERS: 'default=http://bouncer:6432' }), [/^TENANT_POOLERS: server "default" must start with postgres:\/\//])
   t.match(problemsOf({ TENANT_POOLS_MAX: '50', TENANT_POOL_SIZE: '2' }),
     [/^TENANT_POOLS_MAX is gone: .* Replace it with TENANT_CONNECTIONS_MAX=<pools × TENANT_POOL_SIZE> \(here 100\), or leave both unset/])
   t.equal(loadConfig({}).tenantIdleTimeoutMs, 300_000, 'a school keeps its last connection for 5 minutes unused')

@@ -4,7 +4,7 @@ import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
 import { freeConnections, listDatabases, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseMessage, databaseOf, databaseUrl } from '../postgres/connection.js'
 import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrations.js'
-import { roleKeyId } from '../postgres/roles.js'
+import { POOLER_ROLE, preparePoolerRole, roleKeyId } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
 import { runConcurrently } from './concurrency.js'
 import { planSchool, recordSaysStale, resolveRollback, type PlanAction } from './migrate-plan.js'
@@ -172,12 +172,8 @@ async function migrateServer (name: string, schools: SchoolWithStatus[], run: Ru
     // Each school is refused by its plan: the server is not configured.
     return await runConcurrently(schools, concurrency, async (school) => progress(await migrateSchool(school, planSchool(school, run.plan), run)))
   }
-  let server: ServerHandle
-  try {
-    server = await openServer(url, concurrency, options.createStrategy ?? null)
-  } catch (error) {
-    return await serverUnavailable(name, schools, run, `server "${name}" could not be reached: ${databaseMessage(error)}`, progress)
-  }
+  const server = await readyServer(name, url, run, { topology, options })
+  if (typeof server === 'string') return await serverUnavailable(schools, run, server, progress)
   try {
     run.plan.views.set(name, server)
     const withTemplate = options.useTemplate !== false
@@ -215,8 +211,26 @@ async function noteUnfinished (run: RunContext, schools: SchoolWithStatus[]): Pr
     `not finished by the migrate run started ${run.startedAt.toISOString()} (stopped early, or still running)`)
 }
 
-/** Every school of an unreachable server fails with the reason, recorded in the catalog. */
-async function serverUnavailable (name: string, schools: SchoolWithStatus[], run: RunContext, reason: string, progress: ServerRun['progress']): Promise<SchoolOutcome[]> {
+/** The server opened and ready for its schools, or why it is not. */
+async function readyServer (name: string, url: string, run: RunContext, { topology, options }: Pick<ServerRun, 'topology' | 'options'>): Promise<ServerHandle | string> {
+  let server: ServerHandle
+  try {
+    server = await openServer(url, options.concurrency, options.createStrategy ?? null)
+  } catch (error) {
+    return `server "${name}" could not be reached: ${databaseMessage(error)}`
+  }
+  if (run.dryRun) return server
+  try {
+    await preparePoolerRole(server.admin, topology.poolers?.[name] !== undefined, run.roleSecret)
+    return server
+  } catch (error) {
+    await server.admin.destroy()
+    return `server "${name}": the pooler's role ${POOLER_ROLE} could not be prepared: ${databaseMessage(error)}`
+  }
+}
+
+/** Every school of an unusable server fails with the reason, recorded in the catalog. */
+async function serverUnavailable (schools: SchoolWithStatus[], run: RunContext, reason: string, progress: ServerRun['progress']): Promise<SchoolOutcome[]> {
   const outcomes = schools.map((school) => progress({ ...schoolOutcome(school, { action: 'refuse', reason }), error: reason }))
   if (!run.dryRun) await run.schools.recordFailures(schools.map((school) => school.id), reason)
   return outcomes

@@ -101,9 +101,12 @@ export async function ensureSchoolRole (db: Knex, role: string, password: string
 
 /**
  * Only the school's role may connect to its database (and nobody gets
- * TEMPORARY through PUBLIC). Run with a connection to that database, so it
- * is serialised by the database's migration lock: concurrent GRANTs on one
- * object fail with "tuple concurrently updated".
+ * TEMPORARY through PUBLIC), besides the pooler's auth user, which runs the
+ * database's password lookup and nothing else. The role's sessions start
+ * with the statement timeout, whoever opens them: the API directly, or
+ * PgBouncer, which passes no such setting on. Run with a connection to that
+ * database, so it is serialised by the database's migration lock:
+ * concurrent GRANTs on one object fail with "tuple concurrently updated".
  */
 export async function restrictDatabase (db: Knex, databaseName: string, role: string): Promise<void> {
   for (const statement of restrictDatabaseSql(databaseName, role)) await db.raw(statement)
@@ -113,8 +116,58 @@ export function restrictDatabaseSql (databaseName: string, role: string): string
   const database = quoteIdentifier(databaseName)
   return [
     `REVOKE CONNECT, TEMPORARY ON DATABASE ${database} FROM PUBLIC`,
-    `GRANT CONNECT ON DATABASE ${database} TO ${quoteIdentifier(role)}`
+    `GRANT CONNECT ON DATABASE ${database} TO ${quoteIdentifier(role)}`,
+    ENSURE_POOLER_ROLE_SQL,
+    `GRANT CONNECT ON DATABASE ${database} TO ${POOLER_ROLE}`,
+    `ALTER ROLE ${quoteIdentifier(role)} SET statement_timeout = ${SCHOOL_STATEMENT_TIMEOUT_MS}`
   ]
+}
+
+/** A statement of a school's session that runs longer is cancelled by PostgreSQL. */
+export const SCHOOL_STATEMENT_TIMEOUT_MS = 15_000
+
+/**
+ * What a school session the API opens sends at its start: the statement
+ * timeout only straight to PostgreSQL. PgBouncer refuses that setting, and
+ * the school's role carries it anyway (restrictDatabaseSql).
+ */
+export function schoolStartup (pooled: boolean): { statementTimeoutMillis?: number } {
+  return pooled ? {} : { statementTimeoutMillis: SCHOOL_STATEMENT_TIMEOUT_MS }
+}
+
+/**
+ * PgBouncer's auth_user (deploy/pgbouncer.ini): it runs each school
+ * database's password lookup, and may read PgBouncer's own figures
+ * (stats_users) for the API's start-up check. No school role can have this
+ * name: theirs all start with `school_`.
+ */
+export const POOLER_ROLE = 'tenant_pooler'
+
+/** Made without login; migrate lets it log in on the servers that have a pooler. */
+const ENSURE_POOLER_ROLE_SQL = `DO $ensure$ BEGIN
+  CREATE ROLE ${POOLER_ROLE} NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $ensure$`
+
+/** The pooler's password, derived like a school role's: PgBouncer's auth_file holds it. */
+export function poolerPassword (secret: string): string {
+  return schoolRolePassword(secret, POOLER_ROLE)
+}
+
+/**
+ * The pooler's role on a server: made if missing, then allowed to log in
+ * with its password where a pooler is configured, and refused login where
+ * none is. One run at a time (an advisory lock in the maintenance
+ * database): two ALTERs of one role at once fail.
+ */
+export async function preparePoolerRole (admin: Knex, pooled: boolean, secret: string): Promise<void> {
+  await admin.transaction(async (trx) => {
+    await trx.raw('SELECT pg_advisory_xact_lock(7311001, 2)')
+    await trx.raw(ENSURE_POOLER_ROLE_SQL)
+    await trx.raw(pooled
+      ? `ALTER ROLE ${POOLER_ROLE} ${ROLE_ATTRIBUTES} PASSWORD '${checkedVerifier(poolerPassword(secret))}'`
+      : `ALTER ROLE ${POOLER_ROLE} NOLOGIN PASSWORD NULL`)
+  })
 }
 
 /**

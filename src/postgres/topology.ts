@@ -10,6 +10,12 @@ export interface Topology {
   catalogUrl: string
   /** Tenant server name → URL (its database part is ignored). */
   servers: Record<string, string>
+  /**
+   * Server name → the PgBouncer in front of it (TENANT_POOLERS), where one
+   * is: the API's school connections go there, while migrate, move, backup
+   * and restore always go to the server itself.
+   */
+  poolers?: Record<string, string>
   embedded: EmbeddedServer | null
   /** Lets go of the embedded server, if any; safe to call twice. */
   release: () => void
@@ -33,6 +39,7 @@ export async function resolveTopology (config: Config, { announce = true } = {})
   return {
     catalogUrl,
     servers: config.tenantServers ?? { [DEFAULT_SERVER]: catalogUrl },
+    poolers: config.tenantPoolers ?? {},
     embedded,
     release: () => embedded?.release()
   }

@@ -14,13 +14,15 @@ import { projectRoot } from '../../src/config.js'
 import { RollbackRefused } from '../../src/fleet/migrate-plan.js'
 import { hasFailures, migrateSchools, type MigrateOptions } from '../../src/fleet/migrate-schools.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
-import { DirectoryMigrationSource, MIGRATION_TRY_LOCK_SQL } from '../../src/postgres/migrations.js'
+import { appMigrations, DirectoryMigrationSource, MIGRATION_TRY_LOCK_SQL } from '../../src/postgres/migrations.js'
 import { testCatalog, withDatabase } from '../helpers/databases.js'
 import { privateCluster } from '../helpers/private-cluster.js'
 import { runScript } from '../helpers/run.js'
 import { waitFor } from '../helpers/timing.js'
 
 const BASE = '20261123000000_create_lunch_menu'
+// The project's own migrations, which the command line runs.
+const PROJECT = await appMigrations.names()
 const ALLERGENS = '20261203000000_add_allergens'
 
 const EAST = 'test-rollout-east'
@@ -140,21 +142,24 @@ t.test('a hung server: the others are migrated, its schools recorded failed; a r
   t.same(await states(), Object.fromEntries(all.map((slug) => [slug, 'current'])))
 })
 
-t.test('--rollback on the command line: the plan, the baseline refusal, and --undo-baseline --yes', async (t) => {
+t.test('--rollback on the command line: the plan, the refusals, and --undo-baseline --yes', async (t) => {
   const { dbs, catalog } = await testCatalog(t, 'rocli', ['p1', 'p2'])
   const migrate = async (args: string[]): Promise<Awaited<ReturnType<typeof runScript>>> => await runScript('scripts/migrate.ts', args, dbs.env)
   t.equal((await migrate([])).code, 0)
   await withDatabase(dbs.serverUrl, dbs.databaseName('p1'), async (db) => await db('lunch_week').insert({ week_of: '2027-03-01' }))
 
-  // The project has one app migration, its baseline: a plain rollback is refused.
-  const refused = await migrate(['--rollback'])
-  t.equal(refused.code, 2, refused.stdout + refused.stderr)
-  t.match(refused.stderr, `Refusing to roll back: the newest migration, ${BASE}, is the baseline: undoing it drops every school's tables and data (--undo-baseline --yes does that).`)
+  // A plain rollback takes every school back one migration, and says so first.
+  const [baseline, newest] = [PROJECT[0] as string, PROJECT.at(-1) as string]
+  const preview = await migrate(['--rollback', '--dry-run'])
+  t.equal(preview.code, 0, preview.stderr)
+  for (const slug of ['p1', 'p2']) {
+    t.match(preview.stdout, new RegExp(`^${slug}\\s+default\\s+rocli_${slug}\\s+existed\\s+existed\\s+would undo: ${newest}\\s+ok\\s+rollback: back to `, 'm'), `${slug}: the plan names the migration`)
+  }
 
   const unconfirmed = await migrate(['--rollback', '--undo-baseline'])
   t.equal(unconfirmed.code, 2)
-  t.match(unconfirmed.stderr, /--undo-baseline would undo 20261123000000_create_lunch_menu in every school it names, dropping their tables and all their data\. Run it with --dry-run/)
-  for (const args of [['--to', BASE], ['--rollback', '--to', BASE, '--undo-baseline'], ['--rollback', '--to', 'nosuch']]) {
+  t.match(unconfirmed.stderr, `--undo-baseline would undo ${[...PROJECT].reverse().join(', ')} in every school it names, dropping their tables and all their data. Run it with --dry-run`)
+  for (const args of [['--to', baseline], ['--rollback', '--to', baseline, '--undo-baseline'], ['--rollback', '--to', 'nosuch'], ['--rollback', '--to', newest]]) {
     const bad = await migrate(args)
     t.equal(bad.code, 2, args.join(' '))
   }
@@ -163,7 +168,7 @@ t.test('--rollback on the command line: the plan, the baseline refusal, and --un
 
   const plan = await migrate(['--rollback', '--undo-baseline', '--dry-run', '--school', 'p1'])
   t.equal(plan.code, 0, plan.stderr)
-  t.match(plan.stdout, new RegExp(`^p1\\s+default\\s+rocli_p1\\s+existed\\s+existed\\s+would undo: ${BASE}\\s+ok\\s+rollback: undo every migration it has \\(--undo-baseline\\)$`, 'm'))
+  t.match(plan.stdout, new RegExp(`^p1\\s+default\\s+rocli_p1\\s+existed\\s+existed\\s+would undo: ${[...PROJECT].reverse().join(', ')}\\s+ok\\s+rollback: undo every migration it has \\(--undo-baseline\\)$`, 'm'))
   t.match(plan.stdout, /^Dry run, nothing changed: back to before the first migration, 1 of 1 school\(s\) would have migrations undone, 0 have none to undo/m)
 
   const dropped = await migrate(['--rollback', '--undo-baseline', '--yes', '--school', 'p1'])
@@ -171,11 +176,11 @@ t.test('--rollback on the command line: the plan, the baseline refusal, and --un
   t.notMatch(dropped.stdout, /^Template on/m, 'a rollback limited to some schools leaves the template alone')
   t.match(dropped.stdout, /^Rolled back to before the first migration: 1 school\(s\), 1 with migrations undone, 0 with none to undo \(left alone\), 0 failed\.$/m)
   t.same(await withDatabase(dbs.serverUrl, dbs.databaseName('p1'), async (db) => await db('knex_migrations').pluck('name')), [], 'p1 has no migration left')
-  t.equal(await withDatabase(dbs.serverUrl, dbs.databaseName('p2'), async (db) => (await db('knex_migrations').count({ n: '*' }))[0]?.n), '1', 'p2 was not named')
+  t.same(await withDatabase(dbs.serverUrl, dbs.databaseName('p2'), async (db) => await db('knex_migrations').orderBy('id').pluck('name')), PROJECT, 'p2 was not named')
   const status = await migrate(['--status'])
   t.match(status.stdout, /^p1\s+default\s+active\s+behind\s/m, 'p1 is recorded behind, so a plain migrate brings it back')
   const back = await migrate([])
-  t.match(back.stdout, /^p1\s+default\s+rocli_p1\s+existed\s+existed\s+1 applied\s+ok$/m)
+  t.match(back.stdout, new RegExp(`^p1\\s+default\\s+rocli_p1\\s+existed\\s+existed\\s+${PROJECT.length} applied\\s+ok$`, 'm'))
   t.same(await schoolsRepository(catalog).failedSlugs(), [])
 })
 

@@ -13,7 +13,7 @@ import { provisionClone, TEMPLATE_DATABASE } from '../../src/fleet/template.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { appMigrations } from '../../src/postgres/migrations.js'
-import { schoolRoleName, schoolRolePassword, schoolRoleUrl } from '../../src/postgres/roles.js'
+import { POOLER_ROLE, schoolRoleName, schoolRolePassword, schoolRoleUrl } from '../../src/postgres/roles.js'
 import type { Topology } from '../../src/postgres/topology.js'
 import { clusterPort } from '../helpers/cluster.js'
 
@@ -41,7 +41,8 @@ const topology: Topology = { catalogUrl, servers: { default: serverUrl }, embedd
 const admin = createKnex(serverUrl, { max: 2 })
 t.teardown(async () => { await admin.destroy() })
 await prepareCatalog(catalogUrl)
-const latest = (await appMigrations.names()).at(-1)
+const migrations = await appMigrations.names()
+const latest = migrations.at(-1)
 
 async function addSchools (slugs: string[]): Promise<void> {
   const catalog = openCatalog(catalogUrl, 1)
@@ -115,13 +116,13 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
   t.same(template.rows, [{ datistemplate: true, datallowconn: true }], 'tenant.template exists and is marked as a template')
   t.equal(await publicMayConnect(TEMPLATE_DATABASE), false, 'PUBLIC has no CONNECT on the template')
   t.same(await tables(TEMPLATE_DATABASE), LUNCH_TABLES, 'the template is at the latest migration')
-  t.same(await recordedMigrations(TEMPLATE_DATABASE), [latest])
+  t.same(await recordedMigrations(TEMPLATE_DATABASE), migrations)
   t.match(await tryLogin(TEMPLATE_DATABASE, 'tpl_pine'), /permission denied for database/, "a school's role cannot connect to the template")
 
   for (const slug of ['pine', 'oak', 'elm']) {
     const database = `tpl_${slug}`
     t.same(await tables(database), LUNCH_TABLES, `${slug}: the clone has the lunch tables`)
-    t.same(await recordedMigrations(database), [latest], `${slug}: and the migration history, copied from the template`)
+    t.same(await recordedMigrations(database), migrations, `${slug}: and the migration history, copied from the template`)
     t.equal(await publicMayConnect(database), false, `${slug}: PUBLIC has no CONNECT on the clone`)
     const flags = await admin.raw<{ rows: Array<{ datistemplate: boolean }> }>('SELECT datistemplate FROM pg_database WHERE datname = ?', [database])
     t.same(flags.rows, [{ datistemplate: false }], `${slug}: the clone is not itself a template`)
@@ -129,8 +130,8 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
       `SELECT coalesce(r.rolname, 'PUBLIC') AS grantee FROM pg_database d, aclexplode(d.datacl) a
        LEFT JOIN pg_roles r ON r.oid = a.grantee
        WHERE d.datname = ? AND a.privilege_type = 'CONNECT' ORDER BY 1`, [database])
-    t.same(acl.rows.map((r) => r.grantee), ['postgres', schoolRoleName(database)].sort(),
-      `${slug}: the clone's datacl grants CONNECT to its owner and its role only`)
+    t.same(acl.rows.map((r) => r.grantee), ['postgres', schoolRoleName(database), POOLER_ROLE].sort(),
+      `${slug}: the clone's datacl grants CONNECT to its owner, its role and the pooler's lookup only`)
   }
 
   // The school's own role, with the password migrate derived: reads and writes rows.
@@ -203,10 +204,10 @@ t.test('a template in use: the new school is created the plain way and migrated;
   await addSchools(['busy'])
   const report = await migrateSchools(topology, { concurrency: 2, only: ['busy'] })
   t.equal(hasFailures(report), false, JSON.stringify(report.schools))
-  t.same(report.schools.map((s) => [s.slug, s.database, s.migrations.length, s.error]), [['busy', 'created', 1, null]],
-    'created, not cloned, and its one migration applied')
+  t.same(report.schools.map((s) => [s.slug, s.database, s.migrations, s.error]), [['busy', 'created', migrations, null]],
+    'created, not cloned, and its migrations applied')
   t.same(await tables('tpl_busy'), LUNCH_TABLES)
-  t.same(await recordedMigrations('tpl_busy'), [latest])
+  t.same(await recordedMigrations('tpl_busy'), migrations)
   t.equal(await publicMayConnect('tpl_busy'), false)
   t.equal(await tryLogin('tpl_busy', 'tpl_busy'), 'connected', 'its role logs in')
   const stillThere = await holder.query('SELECT current_database() AS db')
@@ -217,6 +218,6 @@ t.test('useTemplate: false creates the plain way', async (t) => {
   await addSchools(['plain'])
   const report = await migrateSchools(topology, { concurrency: 2, only: ['plain'], useTemplate: false })
   t.same(report.templates, {}, 'the template was not even looked at')
-  t.same(report.schools.map((s) => [s.slug, s.database, s.migrations, s.error]), [['plain', 'created', [latest], null]])
+  t.same(report.schools.map((s) => [s.slug, s.database, s.migrations, s.error]), [['plain', 'created', migrations, null]])
   t.same(await tables('tpl_plain'), LUNCH_TABLES)
 })
