@@ -132,6 +132,7 @@ async function registerServices (app: FastifyInstance, { config, catalogUrl, ser
     jwt: config.jwt,
     catalogUrl,
     servers,
+    poolers: config.tenantPoolers ?? {},
     catalogCacheTtlMs: config.catalogCacheTtlMs,
     tenantPoolSize: config.tenantPoolSize,
     tenantConnectionsMax: config.tenantConnectionsMax,
@@ -142,7 +143,7 @@ async function registerServices (app: FastifyInstance, { config, catalogUrl, ser
     roleSecret: config.tenantRoleSecret,
     ...tenancyOptions
   })
-  await app.register(publicMenus, { servers, roleSecret: config.tenantRoleSecret, windowYears: config.publicWeekWindowYears, ...publicTimings })
+  await app.register(publicMenus, { servers, poolers: config.tenantPoolers ?? {}, roleSecret: config.tenantRoleSecret, windowYears: config.publicWeekWindowYears, ...publicTimings })
   await app.register(metrics)
 }
 

@@ -47,6 +47,8 @@ export interface PublicMenus {
 export interface PublicMenusOptions {
   /** Tenant server name → URL, for the repairer's connections. */
   servers: Record<string, string>
+  /** Server name → the pooler in front of it, where the repairer connects instead (TENANT_POOLERS). */
+  poolers?: Record<string, string>
   roleSecret: string
   /** PUBLIC_WEEK_WINDOW_YEARS. */
   windowYears: number
@@ -127,6 +129,7 @@ export default fp<PublicMenusOptions>(async (app, options) => {
   const repairer = createRepairer({
     copies,
     servers: options.servers,
+    ...(options.poolers === undefined ? {} : { poolers: options.poolers }),
     roleSecret: options.roleSecret,
     repairAfterMs: options.repairAfterMs ?? REPAIR_AFTER_MS,
     onRepaired: cache.forgetSchool,

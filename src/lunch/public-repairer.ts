@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Knex } from 'knex'
 import { createKnex } from '../postgres/connection.js'
 import { isSafeName } from '../postgres/names.js'
-import { schoolRoleUrl } from '../postgres/roles.js'
+import { schoolRoleUrl, schoolStartup } from '../postgres/roles.js'
 import type { PendingSchool, PublicCopies } from './public-menus.js'
 import { lunchWeeks } from './repository.js'
 
@@ -10,6 +10,8 @@ export interface RepairerOptions {
   copies: PublicCopies
   /** Tenant server name → URL. */
   servers: Record<string, string>
+  /** Server name → its pooler, where the repair connects instead. */
+  poolers?: Record<string, string>
   roleSecret: string
   /** Notes older than this are redone. */
   repairAfterMs: number
@@ -127,13 +129,15 @@ class PublicRepairer {
 
   private async _repairSchool (school: PendingSchool, olderThanMs: number): Promise<boolean> {
     const { options } = this
-    const serverUrl = options.servers[school.server]
+    // Through the server's pooler, when it has one, as the API's pools go.
+    const pooler = options.poolers?.[school.server]
+    const serverUrl = pooler ?? options.servers[school.server]
     if (serverUrl === undefined || !isSafeName(school.databaseName)) throw new Error(`school ${school.slug} has no usable database`)
     let db: Knex | null = null
     try {
       const done = await options.copies.copySchool(school.id, () => {
         db = createKnex(schoolRoleUrl(serverUrl, school.databaseName, options.roleSecret), {
-          max: 1, connectTimeoutMillis: 1_500, statementTimeoutMillis: 15_000, applicationName: 'school-lunch:public-copy'
+          max: 1, connectTimeoutMillis: 1_500, ...schoolStartup(pooler !== undefined), applicationName: 'school-lunch:public-copy'
         })
         this.counts.connectionsOpened++
         return db

@@ -1,5 +1,6 @@
 import type { ConnectionBudgets } from '../config.js'
-import { createKnex, databaseMessage, databaseUrl, describeUrl } from '../postgres/connection.js'
+import { createKnex, databaseMessage, databaseUrl, describeUrl, openConnection } from '../postgres/connection.js'
+import { POOLER_ROLE, poolerPassword } from '../postgres/roles.js'
 
 /** Unset, a server's budget is this, or less on a server with less room. */
 export const DEFAULT_BUDGET = 100
@@ -49,6 +50,58 @@ export function decideBudget (server: string, setting: number | null, limits: Se
   }
 }
 
+/** What a PgBouncer lets clients hold, and how it pools (its SHOW CONFIG). */
+export interface PoolerLimits {
+  maxClientConn: number
+  poolMode: string
+  defaultPoolSize: number
+}
+
+/**
+ * Through a pooler, the budget counts this process's client connections to
+ * it, which its max_client_conn bounds; the backends behind it are the
+ * pooler's to bound, per school, with its pool size.
+ */
+export function decidePooledBudget (server: string, setting: number | null, limits: PoolerLimits | null): ServerBudgetPlan {
+  if (limits === null) {
+    return { server, budget: setting ?? DEFAULT_BUDGET, explanation: 'the pooler\'s limits could not be read at start, so they were not checked' }
+  }
+  const allows = `PgBouncer's max_client_conn ${limits.maxClientConn}`
+  const pooling = `; it holds at most ${limits.defaultPoolSize} backend(s) per school (default_pool_size, pool_mode ${limits.poolMode})`
+  if (setting !== null) {
+    if (setting > limits.maxClientConn) {
+      throw new BudgetTooLarge(`TENANT_CONNECTIONS_MAX for server "${server}" is ${setting}, more than its pooler allows: ${allows}`)
+    }
+    return { server, budget: setting, explanation: `TENANT_CONNECTIONS_MAX; the pooler allows ${allows}${pooling}` }
+  }
+  return {
+    server,
+    budget: Math.min(DEFAULT_BUDGET, limits.maxClientConn),
+    explanation: `TENANT_CONNECTIONS_MAX unset: the smaller of ${DEFAULT_BUDGET} and ${allows}${pooling}`
+  }
+}
+
+/** Read as the pooler's stats user (stats_users in deploy/pgbouncer.ini), on its admin console. */
+export async function readPoolerLimits (poolerUrl: string, roleSecret: string): Promise<PoolerLimits> {
+  const url = new URL(poolerUrl)
+  url.username = POOLER_ROLE
+  url.password = encodeURIComponent(poolerPassword(roleSecret))
+  url.pathname = '/pgbouncer'
+  const client = await openConnection(url.toString(), { applicationName: 'school-lunch:api', connectTimeoutMillis: 3_000 })
+  try {
+    // The console takes the simple protocol only: a query without parameters.
+    const { rows } = await client.query<{ key: string, value: string }>('SHOW CONFIG')
+    const value = (key: string): string => {
+      const row = rows.find((r) => r.key === key)
+      if (row === undefined) throw new Error(`the pooler's SHOW CONFIG has no ${key}: is it PgBouncer?`)
+      return row.value
+    }
+    return { maxClientConn: Number(value('max_client_conn')), poolMode: value('pool_mode'), defaultPoolSize: Number(value('default_pool_size')) }
+  } finally {
+    await client.end()
+  }
+}
+
 export async function readServerLimits (serverUrl: string): Promise<ServerLimits> {
   const admin = createKnex(databaseUrl(serverUrl, 'postgres'), { max: 1, connectTimeoutMillis: 3_000, applicationName: 'school-lunch:api' })
   try {
@@ -66,6 +119,11 @@ export async function readServerLimits (serverUrl: string): Promise<ServerLimits
 
 export interface BudgetCheckOptions {
   servers: Readonly<Record<string, string>>
+  /**
+   * Servers the API reaches through a pooler, whose limits are the ones
+   * that apply; the role secret derives the pooler's stats user's password.
+   */
+  pooled?: { poolers: Readonly<Record<string, string>>, roleSecret: string }
   setting: ConnectionBudgets
   catalogUrl: string
   catalogPoolSize: number
@@ -81,6 +139,15 @@ export interface BudgetCheckOptions {
 export async function checkBudgets (options: BudgetCheckOptions): Promise<Map<string, number>> {
   const catalogServer = describeUrl(databaseUrl(options.catalogUrl, 'postgres'))
   const plans = await Promise.all(Object.entries(options.servers).map(async ([server, url]) => {
+    const setting = options.setting.servers[server] ?? options.setting.all
+    const pooler = options.pooled?.poolers[server]
+    if (pooler !== undefined && options.pooled !== undefined) {
+      const limits = await readPoolerLimits(pooler, options.pooled.roleSecret).catch((error) => {
+        options.log.warn({ server, error: databaseMessage(error) }, `could not read the limits of the pooler of tenant server ${server}`)
+        return null
+      })
+      return decidePooledBudget(server, setting, limits)
+    }
     const limits = await readServerLimits(url).catch((error) => {
       options.log.warn({ server, error: databaseMessage(error) }, `could not read the connection limits of tenant server ${server}`)
       return null
@@ -89,7 +156,7 @@ export async function checkBudgets (options: BudgetCheckOptions): Promise<Map<st
       catalog: describeUrl(databaseUrl(url, 'postgres')) === catalogServer ? options.catalogPoolSize + 1 : 0,
       migrate: options.migrateConcurrency + 4
     }
-    return decideBudget(server, options.setting.servers[server] ?? options.setting.all, limits, shares)
+    return decideBudget(server, setting, limits, shares)
   }))
   for (const plan of plans) {
     options.log.info({ server: plan.server, budget: plan.budget }, `connection budget on ${plan.server}: ${plan.budget} (${plan.explanation})`)

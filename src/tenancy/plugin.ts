@@ -49,6 +49,11 @@ export interface TenancyOptions {
   catalogUrl: string
   /** Tenant server name → URL. */
   servers: Record<string, string>
+  /**
+   * Server name → the PgBouncer in front of it (TENANT_POOLERS): school
+   * pools log in there, and its limits are the ones checked at start.
+   */
+  poolers?: Record<string, string>
   catalogCacheTtlMs: number
   tenantPoolSize: number
   tenantConnectionsMax: ConnectionBudgets

@@ -4,7 +4,7 @@ import { SchoolDatabaseUnavailable } from '../errors.js'
 import { openConnection } from '../postgres/connection.js'
 import { appMigrations } from '../postgres/migrations.js'
 import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
-import { roleKeyId, schoolRoleUrl } from '../postgres/roles.js'
+import { roleKeyId, schoolRoleUrl, schoolStartup } from '../postgres/roles.js'
 import { checkBudgets, DEFAULT_BUDGET } from './connection-budget.js'
 import { classifyDatabaseError, databaseFailureError, isLastingFailure, isLoginRefused, SchemaBehind, type DatabaseFailure } from './database-errors.js'
 import type { TenancyOptions } from './plugin.js'
@@ -21,6 +21,7 @@ export async function openTenantPools (options: TenancyOptions, log: FastifyBase
   const latestMigration = (await appMigrations.names()).at(-1)
   const budgets = await checkBudgets({
     servers: options.servers,
+    pooled: { poolers: options.poolers ?? {}, roleSecret: options.roleSecret },
     setting: options.tenantConnectionsMax,
     catalogUrl: options.catalogUrl,
     catalogPoolSize: options.catalogPoolSize,
@@ -35,7 +36,7 @@ export async function openTenantPools (options: TenancyOptions, log: FastifyBase
     connect: async (target) => await openConnection(target.url, {
       applicationName: 'school-lunch:api',
       connectTimeoutMillis: 1_500,
-      statementTimeoutMillis: 15_000
+      ...schoolStartup(options.poolers?.[target.server] !== undefined)
     }),
     // One round trip: this runs on a brand-new connection, in the latency of
     // the request that had to open the pool. Without a knex_migrations table
@@ -66,7 +67,7 @@ interface Leased { [LEASE]?: TenantLease }
  * Lends pools to requests, as the school's own role, and remembers a
  * database that failed to connect for `unavailableForMs`.
  */
-export function createPoolLender (pools: TenantPools, options: Pick<TenancyOptions, 'servers' | 'roleSecret' | 'unavailableForMs'>): PoolLender {
+export function createPoolLender (pools: TenantPools, options: Pick<TenancyOptions, 'servers' | 'poolers' | 'roleSecret' | 'unavailableForMs'>): PoolLender {
   const unavailable = new Map<string, { until: number, failure: DatabaseFailure }>()
   const keyId = roleKeyId(options.roleSecret)
 
@@ -76,7 +77,8 @@ export function createPoolLender (pools: TenantPools, options: Pick<TenancyOptio
       request.log.error({ school: school.slug }, 'the catalog holds an unusable database name for this school')
       throw new SchoolDatabaseUnavailable(school.slug)
     }
-    const serverUrl = options.servers[school.server]
+    // Through the server's pooler, when it has one.
+    const serverUrl = options.poolers?.[school.server] ?? options.servers[school.server]
     if (serverUrl === undefined) {
       request.log.error({ school: school.slug, server: school.server }, 'school names a server that is not configured')
       throw new SchoolDatabaseUnavailable(school.slug)
