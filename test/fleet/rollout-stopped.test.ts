@@ -14,13 +14,13 @@ import { projectRoot } from '../../src/config.js'
 import { RollbackRefused } from '../../src/fleet/migrate-plan.js'
 import { hasFailures, migrateSchools, type MigrateOptions } from '../../src/fleet/migrate-schools.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
-import { appMigrations, DirectoryMigrationSource, MIGRATION_TRY_LOCK_SQL } from '../../src/postgres/migrations.js'
+import { appMigrations, MIGRATION_TRY_LOCK_SQL } from '../../src/postgres/migrations.js'
 import { testCatalog, withDatabase } from '../helpers/databases.js'
+import { BASE, baselineMigrations } from '../helpers/migration-copies.js'
 import { privateCluster } from '../helpers/private-cluster.js'
 import { runScript } from '../helpers/run.js'
 import { waitFor } from '../helpers/timing.js'
 
-const BASE = '20261123000000_create_lunch_menu'
 // The project's own migrations, which the command line runs.
 const PROJECT = await appMigrations.names()
 const ALLERGENS = '20261203000000_add_allergens'
@@ -28,24 +28,9 @@ const ALLERGENS = '20261203000000_add_allergens'
 const EAST = 'test-rollout-east'
 const eastUrl = await privateCluster(t, EAST, 7)
 
-// The app's migrations, copied, so that this file can add one.
-const migrationsDir = path.resolve(projectRoot, '.data/test-rollout-migrations')
-fs.rmSync(migrationsDir, { recursive: true, force: true })
-fs.mkdirSync(migrationsDir, { recursive: true })
-t.teardown(() => { fs.rmSync(migrationsDir, { recursive: true, force: true }) })
-fs.copyFileSync(path.resolve(projectRoot, `database/app_migrations/${BASE}.ts`), path.join(migrationsDir, `${BASE}.ts`))
-const source = new DirectoryMigrationSource(migrationsDir)
-
-function addAllergensMigration (): void {
-  fs.writeFileSync(path.join(migrationsDir, `${ALLERGENS}.ts`), `import type { Knex } from 'knex'
-export async function up (knex: Knex): Promise<void> {
-  await knex.schema.alterTable('lunch_day', (table) => { table.text('allergens') })
-}
-export async function down (knex: Knex): Promise<void> {
-  await knex.schema.alterTable('lunch_day', (table) => { table.dropColumn('allergens') })
-}
-`)
-}
+// The app's baseline, copied, so that this file can add a migration.
+const migrations = baselineMigrations(t, 'test-rollout-migrations')
+const { source } = migrations
 
 /** SIGSTOP on east's postmaster until `fn` is done: new connections hang, as on a hung host. */
 async function whileEastHangs<T> (fn: () => Promise<T>): Promise<T> {
@@ -90,7 +75,7 @@ t.test('a hung server: the others are migrated, its schools recorded failed; a r
   }
 
   // A release adds a migration; east hangs during the rollout.
-  addAllergensMigration()
+  migrations.addAllergens(ALLERGENS)
   const rollout = await whileEastHangs(async () => await run())
   t.equal(hasFailures(rollout), true, 'the run reports a failure')
   for (const slug of defaults) {
@@ -129,13 +114,13 @@ t.test('a hung server: the others are migrated, its schools recorded failed; a r
   for (const slug of all) t.same(await menus(slug), [`soup at ${slug}`], `${slug} still has its menus`)
 
   // With the code of the old release, a plain rollback would undo the baseline: refused, nothing touched.
-  fs.rmSync(path.join(migrationsDir, `${ALLERGENS}.ts`))
+  migrations.remove(ALLERGENS)
   await t.rejects(run({ rollback: {} }), RollbackRefused, 'undoing the baseline is never a default')
   await t.rejects(run({ rollback: { to: BASE } }), /is the newest migration: there is nothing after it to undo/)
   for (const slug of all) t.same(await menus(slug), [`soup at ${slug}`], `${slug}: the refusals changed nothing`)
 
   // The release comes back: a plain run finishes the job everywhere.
-  addAllergensMigration()
+  migrations.addAllergens(ALLERGENS)
   const forward = await run()
   t.equal(hasFailures(forward), false)
   t.same(forward.schools.map((s) => [s.slug, s.action, s.migrations]), all.map((slug) => [slug, 'migrate', [ALLERGENS]]))

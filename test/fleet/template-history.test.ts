@@ -13,9 +13,9 @@ import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { TEMPLATE_DATABASE, templateStates } from '../../src/fleet/template.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
-import { DirectoryMigrationSource } from '../../src/postgres/migrations.js'
 import type { Topology } from '../../src/postgres/topology.js'
 import { clusterPort } from '../helpers/cluster.js'
+import { BASE, baselineMigrations } from '../helpers/migration-copies.js'
 
 const cluster: EmbeddedPostgresConfig = {
   dataDir: path.resolve(projectRoot, '.data/test-template-history'),
@@ -24,37 +24,23 @@ const cluster: EmbeddedPostgresConfig = {
   maxConnections: 100,
   fsync: false
 }
-// The app's migrations, copied, so that this file can add and remove one.
-const migrationsDir = path.resolve(projectRoot, '.data/test-template-history-migrations')
-const BASE = '20261123000000_create_lunch_menu'
 const ALLERGENS = '20261201000000_add_allergens'
 
 async function wipe (): Promise<void> {
   await stopEmbeddedPostgres(cluster.dataDir)
-  for (const dir of [cluster.dataDir, `${cluster.dataDir}.leases`, migrationsDir]) fs.rmSync(dir, { recursive: true, force: true })
+  for (const dir of [cluster.dataDir, `${cluster.dataDir}.leases`]) fs.rmSync(dir, { recursive: true, force: true })
 }
 
 await wipe()
 t.teardown(wipe)
-fs.mkdirSync(migrationsDir, { recursive: true })
-fs.copyFileSync(path.resolve(projectRoot, `database/app_migrations/${BASE}.ts`), path.join(migrationsDir, `${BASE}.ts`))
-const source = new DirectoryMigrationSource(migrationsDir)
+// The app's baseline, copied, so that this file can add and remove a migration.
+const migrations = baselineMigrations(t, 'test-template-history-migrations')
+const { source } = migrations
 
 const serverUrl = (await attachEmbeddedPostgres(cluster, { holder: 'template-history-test', log: () => {} })).url
 const catalogUrl = databaseUrl(serverUrl, 'catalog')
 const topology: Topology = { catalogUrl, servers: { default: serverUrl }, embedded: null, release: () => {} }
 await prepareCatalog(catalogUrl)
-
-function addAllergensMigration (): void {
-  fs.writeFileSync(path.join(migrationsDir, `${ALLERGENS}.ts`), `import type { Knex } from 'knex'
-export async function up (knex: Knex): Promise<void> {
-  await knex.schema.alterTable('lunch_day', (table) => { table.text('allergens') })
-}
-export async function down (knex: Knex): Promise<void> {
-  await knex.schema.alterTable('lunch_day', (table) => { table.dropColumn('allergens') })
-}
-`)
-}
 
 async function addSchools (slugs: string[]): Promise<void> {
   const catalog = openCatalog(catalogUrl, 1)
@@ -97,7 +83,7 @@ t.test('migrate, add a migration, migrate, roll back, remove the file: the next 
   t.equal(hasFailures(first), false, JSON.stringify(first.schools))
   t.same(first.templates, { default: 'created' })
 
-  addAllergensMigration()
+  migrations.addAllergens(ALLERGENS)
   const up = await run()
   t.equal(hasFailures(up), false, JSON.stringify(up.schools))
   t.same(up.schools.map((s) => [s.slug, s.migrations]), [['a1', [ALLERGENS]], ['a2', [ALLERGENS]]])
@@ -110,7 +96,7 @@ t.test('migrate, add a migration, migrate, roll back, remove the file: the next 
   t.same(await history(TEMPLATE_DATABASE), [BASE], "the template's history lost the rolled-back migration")
   t.notOk((await columns(TEMPLATE_DATABASE, 'lunch_day')).includes('allergens'), 'and its column')
 
-  fs.rmSync(path.join(migrationsDir, `${ALLERGENS}.ts`))
+  migrations.remove(ALLERGENS)
   await addSchools(['a3'])
   const after = await run()
   t.equal(hasFailures(after), false, JSON.stringify(after.schools))
