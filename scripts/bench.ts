@@ -5,7 +5,8 @@
  * Measures, side by side in one run, what tenancy costs: A overhead against a
  * single-tenant baseline, B scale to many schools under Zipf traffic, C
  * migrate and onboarding speed, D time from INSERT to first answer, E the
- * growth curve, F an anonymous scan against a working school. Prints
+ * growth curve, F an anonymous scan against a working school, G three API
+ * processes behind HAProxy, with and without PgBouncer. Prints
  * tables, writes the raw results as JSON and the growth
  * chart as SVG to scripts/bench/results/.
  *
@@ -22,6 +23,7 @@ import { prepareBench } from './bench/context.js'
 import { openDatabaseServer } from './bench/database-server.js'
 import { parseBenchOptions } from './bench/options.js'
 import { elapsed, machine, say, writeResult } from './bench/report.js'
+import { SCALE_OUT_PROCESSES } from './bench/scenarios/g-scale-out.js'
 import { scenarios } from './bench/scenarios/index.js'
 
 await runProgram(async () => {
@@ -32,7 +34,7 @@ await runProgram(async () => {
     machine: machine(),
     options: { ...options, scenarios: [...options.scenarios] }
   }
-  const server = await openDatabaseServer(options.schools)
+  const server = await openDatabaseServer(options.schools, { processes: options.scenarios.has('G') ? SCALE_OUT_PROCESSES : 1 })
   try {
     const { bench, close } = await prepareBench(options, server, chosen.some((s) => s.needsFleet))
     try {

@@ -26,6 +26,8 @@ export interface Bench {
   created: MigrateRun
   baseline: RunningServer
   /** Slug of school number n (from 1) of the main fleet. */
+  /** TENANT_ROLE_SECRET of every service and migrate child: PgBouncer's auth file derives from it. */
+  roleSecret: string
   slug: (n: number) => string
   /** URL of school number n's database, logged in as its own role. */
   schoolUrl: (n: number) => string
@@ -94,6 +96,7 @@ export async function prepareBench (options: BenchOptions, server: DatabaseServe
       mainCatalog,
       created,
       baseline,
+      roleSecret,
       slug: (n) => slugOf(prefix, n),
       schoolUrl: (n) => schoolRoleUrl(server.url, databaseOf(prefix, n), roleSecret),
       tokenFor: (slug) => {

@@ -22,15 +22,16 @@ export interface DatabaseServer {
  * The configured server when DATABASE_URL is set, else a fresh embedded
  * one of the bench's own (fsync off, thrown away at the end).
  */
-export async function openDatabaseServer (schools: number): Promise<DatabaseServer> {
+export async function openDatabaseServer (schools: number, { processes = 1 }: { processes?: number } = {}): Promise<DatabaseServer> {
   if (process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '') {
     const config = loadConfig(process.env)
     return { url: databaseUrl(config.tenantServers?.default ?? process.env.DATABASE_URL, 'postgres'), external: true, release: () => {} }
   }
   await stopEmbeddedPostgres(EMBEDDED_DIR)
   removeInBackground(EMBEDDED_DIR)
-  // Room for E's first curve, a connection per active school, beside the rest.
-  const maxConnections = Math.max(500, schools + 300)
+  // Room for E's first curve, a connection per active school, beside the
+  // rest; G's round-robin gives every school one in each API process.
+  const maxConnections = Math.max(500, schools * processes + 300)
   const embedded = await attachEmbeddedPostgres({ dataDir: EMBEDDED_DIR, port: embeddedPort(), password: 'postgres', maxConnections, fsync: false }, { log: () => {} })
   return {
     url: embedded.url,

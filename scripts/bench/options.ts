@@ -3,8 +3,9 @@ import { scenarioNames } from './scenarios/index.js'
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-  --scenarios A,B,C,D,E,F which to run (default all; F: anonymous scan)
-  --schools N             schools for B, C and E (default 1000; 2000 adds a point to E)
+  --scenarios A,…,G       which to run (default all; F: anonymous scan; G: scale-out,
+                          needs haproxy and pgbouncer)
+  --schools N             schools for B, C, E and G (default 1000; 2000 adds a point to E)
   --duration S            seconds per load run (default 8)
   --connections N         concurrent HTTP connections (default 10)
   --rounds N              A: rounds of the three cases, interleaved (default 3)
