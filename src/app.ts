@@ -13,7 +13,7 @@ import publicMenus, { type PublicMenusOptions } from './lunch/public-plugin.js'
 import { publicLunchRoutes } from './lunch/public-routes.js'
 import { lunchRoutes } from './lunch/routes.js'
 import { lunchSchemas } from './lunch/schemas.js'
-import metrics from './metrics.js'
+import metrics from './metrics/plugin.js'
 import securityHeaders from './security-headers.js'
 import tenancy, { type TenancyOptions } from './tenancy/plugin.js'
 import { identityRoutes } from './tenancy/routes.js'
@@ -143,7 +143,7 @@ async function registerServices (app: FastifyInstance, { config, catalogUrl, ser
     ...tenancyOptions
   })
   await app.register(publicMenus, { servers, roleSecret: config.tenantRoleSecret, windowYears: config.publicWeekWindowYears, ...publicTimings })
-  await app.register(metrics)
+  if (config.metrics) await app.register(metrics)
 }
 
 /** /api: token → school → pool on every request, never cached, rate limited per school. */

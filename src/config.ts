@@ -96,6 +96,8 @@ export interface Config {
    * (Fastify's trustProxy): false (none), true (any), or addresses and CIDRs.
    */
   trustProxy: boolean | string[]
+  /** METRICS: GET /metrics, prom-client's process metrics and the request-duration histogram. */
+  metrics: boolean
 }
 
 /**
@@ -186,7 +188,8 @@ export function loadConfig (env: Env = process.env): Config {
     publicRateLimitMax: read.integer('PUBLIC_RATE_LIMIT_MAX', nodeEnv === 'production' ? 600 : 0, 0, 1_000_000),
     publicRateLimitWindowMs: read.integer('PUBLIC_RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
     publicWeekWindowYears: read.integer('PUBLIC_WEEK_WINDOW_YEARS', 2, 1, 100),
-    trustProxy: read.trustProxy('TRUST_PROXY')
+    trustProxy: read.trustProxy('TRUST_PROXY'),
+    metrics: read.boolean('METRICS', true)
   }
 
   const serverNames = tenantServers === null ? ['default'] : Object.keys(tenantServers)

@@ -162,3 +162,9 @@ t.test('the public limit and the trusted proxies', async (t) => {
   t.equal(loadConfig({ PUBLIC_WEEK_WINDOW_YEARS: '5' }).publicWeekWindowYears, 5)
   t.match(problemsOf({ PUBLIC_WEEK_WINDOW_YEARS: '0' }), [/^PUBLIC_WEEK_WINDOW_YEARS must be a whole number from 1 to 100/])
 })
+
+t.test('METRICS: on unless turned off', async (t) => {
+  t.equal(loadConfig({}).metrics, true)
+  t.equal(loadConfig({ METRICS: 'false' }).metrics, false)
+  t.match(problemsOf({ METRICS: 'maybe' }), [/^METRICS must be true or false \(got "maybe"\)$/])
+})
