@@ -98,6 +98,8 @@ export interface Config {
   trustProxy: boolean | string[]
   /** METRICS: GET /metrics, prom-client's process metrics and the request-duration histogram. */
   metrics: boolean
+  /** SHUTDOWN_DRAIN_MS: after SIGTERM, /ready answers 503 and the listener keeps accepting this long. */
+  shutdownDrainMs: number
 }
 
 /**
@@ -189,7 +191,10 @@ export function loadConfig (env: Env = process.env): Config {
     publicRateLimitWindowMs: read.integer('PUBLIC_RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
     publicWeekWindowYears: read.integer('PUBLIC_WEEK_WINDOW_YEARS', 2, 1, 100),
     trustProxy: read.trustProxy('TRUST_PROXY'),
-    metrics: read.boolean('METRICS', true)
+    metrics: read.boolean('METRICS', true),
+    // HAProxy's checks (deploy/: inter 500ms, fall 2) take a process out of
+    // rotation about 1 s after /ready fails; twice that leaves a margin.
+    shutdownDrainMs: read.integer('SHUTDOWN_DRAIN_MS', 2_000, 0, 60_000)
   }
 
   const serverNames = tenantServers === null ? ['default'] : Object.keys(tenantServers)
