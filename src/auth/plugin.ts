@@ -65,7 +65,7 @@ export default fp<AuthOptions>(async (app, { jwt, clock }) => {
     try {
       return await request.jwtVerify<Claims>()
     } catch (error) {
-      throw tokenError(error)
+      throw tokenError(error, () => decodes(extractToken(request)))
     }
   }
   app.decorate('tokens', { verifyRequest, verify, keys })
@@ -82,19 +82,17 @@ function keySetSecret (keys: RemoteKeys, verify: KeyVerifiers): KeySetSecret {
   return (_request, decoded, callback) => { keyFor(decoded as unknown as DecodedToken, callback) }
 }
 
+function extractToken (request: FastifyRequest): string {
+  return bearerToken(authorizationValues(request.raw.rawHeaders))
+}
+
 const decode = createDecoder()
 
-/**
- * The bearer token, decoded once here so that a token that cannot be
- * decoded is refused as malformed: @fastify/jwt would report it under the
- * code it gives a bad signature.
- */
-function extractToken (request: FastifyRequest): string {
-  const token = bearerToken(authorizationValues(request.raw.rawHeaders))
+function decodes (token: string): boolean {
   try {
     decode(token)
-  } catch (error) {
-    throw tokenError(error)
+    return true
+  } catch {
+    return false
   }
-  return token
 }

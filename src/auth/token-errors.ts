@@ -6,14 +6,14 @@ import {
  * This service's error for a token that @fastify/jwt or fast-jwt refused.
  * Ours (the Authorization header, the key set) pass as they are.
  * @fastify/jwt reports a token it cannot decode and a bad signature under
- * one code (FST_JWT_AUTHORIZATION_TOKEN_INVALID); tokens reach it decoded
- * once already (plugin.ts, extractToken), so here the code means the latter.
+ * one code (FST_JWT_AUTHORIZATION_TOKEN_INVALID): `decodes` tells which,
+ * asked only then, so that accepted tokens are not decoded twice.
  */
-export function tokenError (error: unknown): Error {
+export function tokenError (error: unknown, decodes: () => boolean): Error {
   if (isOurs(error)) return error
   switch ((error as { code?: unknown }).code) {
     case 'FST_JWT_AUTHORIZATION_TOKEN_INVALID':
-      return new TokenInvalid('bad signature, or an issuer or audience that does not match')
+      return decodes() ? new TokenInvalid('bad signature, or an issuer or audience that does not match') : new TokenMalformed('it could not be decoded')
     case 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED':
     case 'FAST_JWT_EXPIRED': return new TokenExpired()
     case 'FAST_JWT_INACTIVE': return new TokenNotYetValid()
