@@ -82,7 +82,7 @@ await runProgram(async (program) => {
     requests: args.requests,
     concurrency: args.concurrency,
     seed: args.seed,
-    token: createDevSigner({ secret: jwt.secret, expiresInMs: 600_000, issuer: jwt.issuer, audience: jwt.audience }),
+    token: await createDevSigner({ secret: jwt.secret, expiresInMs: 600_000, issuer: jwt.issuer, audience: jwt.audience }),
     schoolClaim: jwt.schoolClaim,
     schoolsClaim: jwt.schoolsClaim,
     schoolNames: prepared.names,

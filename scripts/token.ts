@@ -54,7 +54,7 @@ await runProgram(async () => {
   const claims: Record<string, unknown> = { sub: values.sub }
   if (values.school !== undefined) claims[jwt.schoolClaim] = values.school
   if (schools.length > 0) claims[jwt.schoolsClaim] = schools
-  const sign = createDevSigner({ secret: jwt.secret, expiresInMs, issuer: jwt.issuer, audience: jwt.audience })
+  const sign = await createDevSigner({ secret: jwt.secret, expiresInMs, issuer: jwt.issuer, audience: jwt.audience })
   process.stdout.write(`${sign(claims)}\n`)
   return 0
 })

@@ -7,13 +7,14 @@ import catalogPlugin from './catalog/plugin.js'
 import type { Config } from './config.js'
 import { AddressRateLimited, RateLimited } from './errors.js'
 import health from './health.js'
+import drain from './http/drain.js'
 import { handleErrors } from './http/error-handler.js'
 import { registerOpenApi } from './http/openapi.js'
 import publicMenus, { type PublicMenusOptions } from './lunch/public-plugin.js'
 import { publicLunchRoutes } from './lunch/public-routes.js'
 import { lunchRoutes } from './lunch/routes.js'
 import { lunchSchemas } from './lunch/schemas.js'
-import metrics from './metrics.js'
+import metrics from './metrics/plugin.js'
 import securityHeaders from './security-headers.js'
 import tenancy, { type TenancyOptions } from './tenancy/plugin.js'
 import { identityRoutes } from './tenancy/routes.js'
@@ -39,7 +40,7 @@ const BODY_LIMIT_BYTES = 16 * 1024
 export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const app = createFastify(options.config, options.logger)
   handleErrors(app, (error, request) => app.tenancy.translateError(error, request))
-  closeConnectionsOnClose(app)
+  await app.register(drain)
   logRequests(app)
   await registerBrowserRules(app, options.config)
   await registerOpenApi(app, { appSchemas: lunchSchemas, ui: options.config.docsUi })
@@ -69,22 +70,6 @@ function createFastify (config: Config, logger: AppOptions['logger']): FastifyIn
   // be a 415 that says so, not a schema error about its shape.
   app.removeContentTypeParser('text/plain')
   return app
-}
-
-/**
- * Once closing, answer in-flight requests with Connection: close. A
- * keep-alive socket that turns idle after close() began would otherwise
- * hold the server open until its keep-alive timeout.
- */
-function closeConnectionsOnClose (app: FastifyInstance): void {
-  let closing = false
-  app.addHook('preClose', async () => { closing = true })
-  // Hooks on every request take a callback rather than being async: a
-  // promise per hook per request showed in the profile.
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) void reply.header('connection', 'close')
-    done(null, payload)
-  })
 }
 
 function logRequests (app: FastifyInstance): void {
@@ -144,7 +129,7 @@ async function registerServices (app: FastifyInstance, { config, catalogUrl, ser
     ...tenancyOptions
   })
   await app.register(publicMenus, { servers, poolers: config.tenantPoolers ?? {}, roleSecret: config.tenantRoleSecret, windowYears: config.publicWeekWindowYears, ...publicTimings })
-  await app.register(metrics)
+  if (config.metrics) await app.register(metrics)
 }
 
 /** /api: token → school → pool on every request, never cached, rate limited per school. */

@@ -101,6 +101,10 @@ export interface Config {
    * (Fastify's trustProxy): false (none), true (any), or addresses and CIDRs.
    */
   trustProxy: boolean | string[]
+  /** METRICS: GET /metrics, prom-client's process metrics and the request-duration histogram. */
+  metrics: boolean
+  /** SHUTDOWN_DRAIN_MS: after SIGTERM, /ready answers 503 and the listener keeps accepting this long. */
+  shutdownDrainMs: number
 }
 
 /**
@@ -193,7 +197,11 @@ export function loadConfig (env: Env = process.env): Config {
     publicRateLimitMax: read.integer('PUBLIC_RATE_LIMIT_MAX', nodeEnv === 'production' ? 600 : 0, 0, 1_000_000),
     publicRateLimitWindowMs: read.integer('PUBLIC_RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
     publicWeekWindowYears: read.integer('PUBLIC_WEEK_WINDOW_YEARS', 2, 1, 100),
-    trustProxy: read.trustProxy('TRUST_PROXY')
+    trustProxy: read.trustProxy('TRUST_PROXY'),
+    metrics: read.boolean('METRICS', true),
+    // HAProxy's checks (deploy/: inter 500ms, fall 2) take a process out of
+    // rotation about 1 s after /ready fails; twice that leaves a margin.
+    shutdownDrainMs: read.integer('SHUTDOWN_DRAIN_MS', 2_000, 0, 60_000)
   }
 
   const serverNames = tenantServers === null ? ['default'] : Object.keys(tenantServers)

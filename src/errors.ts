@@ -35,6 +35,7 @@ export const SchoolMoving = createError('SCHOOL_MOVING', 'School "%s" is moving 
 
 // Catalog and readiness (503)
 export const CatalogUnavailable = createError('CATALOG_UNAVAILABLE', 'The school catalog is unreachable; try again shortly', 503)
+export const ShuttingDown = createError('SHUTTING_DOWN', 'This process is shutting down; requests go to the others', 503)
 
 // Request validation (400/404/409/413/415)
 export const InvalidRequest = createError('INVALID_REQUEST', '%s', 400)

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from './app.js'
 import { prepareCatalog } from './catalog/catalog.js'
 import { loadConfigOrExit } from './config.js'
@@ -25,7 +26,7 @@ try {
 }
 
 let closing = false
-async function shutdown (signal: string): Promise<void> {
+async function shutdown (signal: NodeJS.Signals): Promise<void> {
   if (closing) {
     // A second Ctrl-C or a supervisor repeating its signal must not cut
     // in-flight requests off halfway; the grace period bounds the wait.
@@ -33,6 +34,9 @@ async function shutdown (signal: string): Promise<void> {
     return
   }
   closing = true
+  // Ctrl-C at a terminal has no load balancer to wait for.
+  const drainMs = signal === 'SIGINT' ? 0 : config.shutdownDrainMs
+  if (drainMs > 0) await drain(drainMs)
   app.log.info({ signal }, 'shutting down: finishing in-flight requests')
   const force = setTimeout(() => {
     app.log.error('shutdown took too long; exiting')
@@ -46,6 +50,18 @@ async function shutdown (signal: string): Promise<void> {
     topology.release()
   }
   process.exit(0)
+}
+
+/**
+ * /ready fails at once while the listener goes on accepting, every answer
+ * with Connection: close, until the load balancer has seen /ready fail and
+ * sends nothing more. Closing at once instead resets the connections that
+ * are still in the kernel's accept queue.
+ */
+async function drain (ms: number): Promise<void> {
+  app.drain.start()
+  app.log.info({ drainMs: ms }, `shutting down: /ready answers 503; accepting connections for ${ms} ms more`)
+  await sleep(ms)
 }
 
 process.on('SIGINT', () => { void shutdown('SIGINT') })

@@ -14,12 +14,13 @@ t.test('npm run bench runs scenario A end to end at a tiny size', async (t) => {
     TENANT_SERVERS: `default=${dbs.serverUrl}`
   }, { timeoutMs: 150_000 })
   t.equal(result.code, 0, result.stderr)
-  for (const row of [/1\. baseline: one pool, no JWT, no catalog\s+[\d,]+\s+\d+\s+\d+\s+1\.00/, /2\. service, 1 school, JWT on every request\s+[\d,]+/, /3\. service, 10 schools, tokens spread\s+[\d,]+/, /4\. as 2, RS256 tokens, key from a JWKS\s+[\d,]+/]) {
+  for (const row of [/1\. baseline: one pool, no JWT, no catalog\s+[\d,]+\s+\d+\s+\d+\s+1\.00/, /2\. service, 1 school, JWT on every request\s+[\d,]+/, /3\. service, 10 schools, tokens spread\s+[\d,]+/, /4\. as 2, RS256 tokens, key from a JWKS\s+[\d,]+/, /5\. as 2, without metrics \(METRICS=false\)\s+[\d,]+/]) {
     t.match(result.stdout, row)
   }
   t.match(result.stdout, /case 4 over case 2, round by round: \d\.\d\d; median \d\.\d\d/, 'JWKS against HS256, paired by round')
+  t.match(result.stdout, /metrics: case 2 over case 5, round by round: \d\.\d\d; median \d\.\d\d/, 'what the metrics cost, paired by round')
   const raw = JSON.parse(fs.readFileSync(path.join(projectRoot, 'scripts/bench/results/quick.json'), 'utf8')) as { A?: { summary: Record<string, { rps: number, errors: number }> } }
-  for (const name of ['baseline', 'one', 'fifty', 'jwks']) {
+  for (const name of ['baseline', 'one', 'fifty', 'jwks', 'bare']) {
     t.ok((raw.A?.summary[name]?.rps ?? 0) > 0, `${name} served requests`)
     t.equal(raw.A?.summary[name]?.errors, 0, `${name} had no errors`)
   }

@@ -169,3 +169,16 @@ t.test('the public limit and the trusted proxies', async (t) => {
   t.equal(loadConfig({ PUBLIC_WEEK_WINDOW_YEARS: '5' }).publicWeekWindowYears, 5)
   t.match(problemsOf({ PUBLIC_WEEK_WINDOW_YEARS: '0' }), [/^PUBLIC_WEEK_WINDOW_YEARS must be a whole number from 1 to 100/])
 })
+
+t.test('METRICS: on unless turned off', async (t) => {
+  t.equal(loadConfig({}).metrics, true)
+  t.equal(loadConfig({ METRICS: 'false' }).metrics, false)
+  t.match(problemsOf({ METRICS: 'maybe' }), [/^METRICS must be true or false \(got "maybe"\)$/])
+})
+
+t.test('SHUTDOWN_DRAIN_MS: 2 s unless set, 0 to close at once', async (t) => {
+  t.equal(loadConfig({}).shutdownDrainMs, 2000, 'HAProxy (inter 500ms, fall 2) drops a process about 1 s after /ready fails')
+  t.equal(loadConfig({ SHUTDOWN_DRAIN_MS: '0' }).shutdownDrainMs, 0)
+  t.match(problemsOf({ SHUTDOWN_DRAIN_MS: '60001' }), [/^SHUTDOWN_DRAIN_MS must be a whole number from 0 to 60000 \(got "60001"\)$/])
+  t.match(problemsOf({ SHUTDOWN_DRAIN_MS: '-1' }), [/^SHUTDOWN_DRAIN_MS must be a whole number/])
+})

@@ -84,7 +84,7 @@ export async function prepareBench (options: BenchOptions, server: DatabaseServe
       return running
     }
     const baseline = await start('baseline', { ...envFor(mainCatalog), BASELINE_DATABASE_URL: schoolRoleUrl(server.url, databaseOf(prefix, 1), roleSecret) })
-    const sign = createDevSigner({ secret: jwtSecret, expiresInMs: 3_600_000 })
+    const sign = await createDevSigner({ secret: jwtSecret, expiresInMs: 3_600_000 })
     const tokens = new Map<string, string>()
     const measureOn: Bench['measure'] = async (url, next, flags = {}) =>
       await measure(url, next, { connections: options.connections, durationSeconds: options.duration, ...flags })

@@ -8,7 +8,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --schools N             schools for B, C, E and G (default 1000; 2000 adds a point to E)
   --duration S            seconds per load run (default 8)
   --connections N         concurrent HTTP connections (default 10)
-  --rounds N              A: rounds of the three cases, interleaved (default 3)
+  --rounds N              A: rounds of its five cases, interleaved (default 3)
   --prefix P              name prefix of the bench's databases (default bench)
   --quick                 tiny sizes, for a smoke run: 20 schools, 2 s runs, 1 round
 

@@ -8,7 +8,7 @@ import { classifyDatabaseError, databaseFailureError, isWriteRefused } from './d
 import { createPoolLender, openTenantPools } from './pool-lender.js'
 import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
 import type { TenantPools } from './tenant-pools.js'
-import { authorizationValues, bearerToken, chooseSchool, verifyToken, type Claims, type SchoolChoice } from './token.js'
+import { chooseSchool, type Claims, type SchoolChoice } from './token.js'
 
 export interface ActiveSchool {
   id: number
@@ -89,8 +89,7 @@ export default fp<TenancyOptions>(async (app, options) => {
 
   const resolveSchool: SchoolResolver = options.resolveSchool ?? ((request, claims) => chooseSchool(claims, request.headers['x-school'], options.jwt))
   const authenticate: onRequestHookHandler = async (request, reply) => {
-    const token = bearerToken(authorizationValues(request.raw.rawHeaders))
-    const claims = await verifyToken(app.tokens.verify, token)
+    const claims = await app.tokens.verifyRequest(request)
     const choice = resolveSchool(request, claims)
     if (!choice.allowed.includes(choice.slug)) throw new SchoolNotAllowed(choice.slug)
     const school = await directory.resolve(choice.slug)

@@ -1,73 +1,10 @@
-import {
-  AuthKeysUnavailable, SchoolClaimInvalid, SchoolClaimMissing, SchoolHeaderInvalid, SchoolNotAllowed, SchoolNotSelected,
-  TokenExpired, TokenInvalid, TokenMalformed, TokenMissing, TokenNotYetValid
-} from '../errors.js'
+import type { Claims } from '../auth/plugin.js'
+import { SchoolClaimInvalid, SchoolClaimMissing, SchoolHeaderInvalid, SchoolNotAllowed, SchoolNotSelected } from '../errors.js'
 import { isSafeName } from '../postgres/names.js'
 
-/** Tokens longer than this are refused before any parsing. */
-export const MAX_TOKEN_LENGTH = 8 * 1024
+export type { Claims }
+
 const MAX_ALLOWED_SCHOOLS = 1_000
-
-export type Claims = Record<string, unknown>
-
-/** Every Authorization value the client sent: Node keeps only the first in `headers`. */
-export function authorizationValues (rawHeaders: string[]): string[] {
-  const values: string[] = []
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]?.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1] ?? '')
-  }
-  return values
-}
-
-/**
- * The token from `Authorization: Bearer <token>`. Sent twice is refused: a
- * proxy that reads the other one would see another identity than we do.
- */
-export function bearerToken (values: string[]): string {
-  if (values.length > 1) throw new TokenMalformed('send one Authorization header')
-  const header = values[0]
-  if (header === undefined || header === '') throw new TokenMissing()
-  const match = /^Bearer ([^\s]+)$/i.exec(header.trim())
-  if (match?.[1] === undefined) throw new TokenMalformed('expected "Bearer <token>"')
-  if (match[1].length > MAX_TOKEN_LENGTH) throw new TokenMalformed(`longer than ${MAX_TOKEN_LENGTH} characters`)
-  return match[1]
-}
-
-/** Verifies with the app's one verifier and turns fast-jwt's failures into our codes. */
-export async function verifyToken (verify: (token: string) => unknown, token: string): Promise<Claims> {
-  let payload: unknown
-  try {
-    payload = await verify(token)
-  } catch (error) {
-    // The key set answers for itself (unknown kid, keys unavailable).
-    if (error instanceof TokenInvalid || error instanceof AuthKeysUnavailable) throw error
-    throw tokenError(error)
-  }
-  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
-    throw new TokenMalformed('the payload is not a JSON object')
-  }
-  return payload as Claims
-}
-
-function tokenError (error: unknown): Error {
-  const code = (error as { code?: string }).code
-  switch (code) {
-    case 'FAST_JWT_EXPIRED': return new TokenExpired()
-    case 'FAST_JWT_INACTIVE': return new TokenNotYetValid()
-    case 'FAST_JWT_MALFORMED':
-    case 'FAST_JWT_INVALID_TYPE':
-    case 'FAST_JWT_INVALID_PAYLOAD':
-      return new TokenMalformed('it could not be decoded')
-    case 'FAST_JWT_INVALID_ALGORITHM': return new TokenInvalid('algorithm not allowed')
-    case 'FAST_JWT_MISSING_SIGNATURE': return new TokenInvalid('unsigned tokens are not accepted')
-    case 'FAST_JWT_INVALID_SIGNATURE': return new TokenInvalid('bad signature')
-    case 'FAST_JWT_INVALID_CLAIM_VALUE':
-    case 'FAST_JWT_INVALID_CLAIM_TYPE':
-    case 'FAST_JWT_MISSING_REQUIRED_CLAIM':
-      return new TokenInvalid('issuer, audience or another registered claim does not match')
-    default: return new TokenInvalid('it could not be verified')
-  }
-}
 
 export interface SchoolChoice {
   /** The active school's slug. */

@@ -71,7 +71,7 @@ export async function testApp (t: Test, prefix: string, options: TestAppOptions 
   await app.ready()
   t.teardown(async () => { await app.close() })
 
-  const token = createDevSigner({ secret: TEST_SECRET, expiresInMs: 3_600_000 })
+  const token = await createDevSigner({ secret: TEST_SECRET, expiresInMs: 3_600_000 })
   const setStatus = async (slug: string, status: 'active' | 'suspended'): Promise<void> => {
     const db = openCatalog(dbs.catalogUrl, 1)
     try {

@@ -22,7 +22,7 @@ const POOL_SIZE = pgbouncerSetting('default_pool_size')
 const MAX_CLIENT_CONN = pgbouncerSetting('max_client_conn')
 // Each school's one week, so an answer shows whose database it came from.
 const WEEKS: Record<string, string> = { alpha: '2027-01-04', beta: '2027-01-11', gamma: '2027-01-18' }
-const sign = createDevSigner({ secret: DEVELOPMENT_JWT_SECRET, expiresInMs: 3_600_000 })
+const sign = await createDevSigner({ secret: DEVELOPMENT_JWT_SECRET, expiresInMs: 3_600_000 })
 const auth = (slug: string): { authorization: string } => ({ authorization: `Bearer ${sign({ sub: `staff-of-${slug}`, school: slug })}` })
 
 if (scaleoutToolsReady(t)) {

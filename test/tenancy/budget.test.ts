@@ -46,7 +46,7 @@ t.test('against a real server: its settings are read, and a budget over them sto
     `max_connections ${limits.maxConnections} - superuser_reserved_connections ${limits.superuserReserved} = \\d+$`, 'm'))
 
   await prepareCatalog(dbs.catalogUrl)
-  const server = await startServerProcess({ ...dbs.env, TENANT_CONNECTIONS_MAX: '20' })
+  const server = await startServerProcess({ ...dbs.env, TENANT_CONNECTIONS_MAX: '20', SHUTDOWN_DRAIN_MS: '0' })
   t.teardown(() => { server.child.kill('SIGKILL') })
   t.match(server.output(), /connection budget on default: 20 \(TENANT_CONNECTIONS_MAX; the server allows max_connections/, 'a start logs the budget beside the settings')
   server.child.kill('SIGTERM')

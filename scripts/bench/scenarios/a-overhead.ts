@@ -17,16 +17,20 @@ export const overhead: Scenario = {
     const service = await bench.startService()
     const spreadService = await bench.startService()
     const keys = await keySetService(bench)
+    // As case 2, without /metrics, the request histogram or the process metrics: what they cost.
+    const bare = await bench.startService({ METRICS: 'false' })
     const one = bench.tokenFor(bench.slug(1))
     const fifty = Array.from({ length: Math.min(50, bench.fleetSize) }, (_, i) => bench.tokenFor(bench.slug(i + 1)))
     let turn = 0
-    const runs: Record<Case, Measured[]> = { baseline: [], one: [], fifty: [], jwks: [] }
+    const runs: Record<Case, Measured[]> = { baseline: [], one: [], fifty: [], jwks: [], bare: [] }
     const bearer = (token: string) => () => ({ path: WEEK_PATH, headers: { authorization: `Bearer ${token}` } })
     const measureCase: Record<Case, () => Promise<Measured>> = {
       baseline: async () => await bench.measureBaseline(),
       one: async () => await bench.measure(service.url, bearer(one), { service: true, settle: true }),
       fifty: async () => await bench.measure(spreadService.url, () => bearer(fifty[turn++ % fifty.length] ?? one)(), { service: true, settle: true }),
-      jwks: async () => await bench.measure(keys.url, bearer(keys.token), { service: true, settle: true })
+      jwks: async () => await bench.measure(keys.url, bearer(keys.token), { service: true, settle: true }),
+      // No /metrics to count connections by: a plain warm-up (one school settles within it).
+      bare: async () => await bench.measure(bare.url, bearer(one))
     }
     try {
       // Interleaved rounds, each in an order turned by one, so a slow spell
@@ -41,20 +45,23 @@ export const overhead: Scenario = {
       await service.stop()
       await spreadService.stop()
       await keys.stop()
+      await bare.stop()
     }
-    const summary = { baseline: summarize(runs.baseline), one: summarize(runs.one), fifty: summarize(runs.fifty), jwks: summarize(runs.jwks) }
+    const summary = { baseline: summarize(runs.baseline), one: summarize(runs.one), fifty: summarize(runs.fifty), jwks: summarize(runs.jwks), bare: summarize(runs.bare) }
     const ratios = {
       one: pairedRatio(runs.one, runs.baseline),
       fifty: pairedRatio(runs.fifty, runs.baseline),
       jwks: pairedRatio(runs.jwks, runs.baseline),
-      jwksOverOne: pairedRatio(runs.jwks, runs.one)
+      bare: pairedRatio(runs.bare, runs.baseline),
+      jwksOverOne: pairedRatio(runs.jwks, runs.one),
+      oneOverBare: pairedRatio(runs.one, runs.bare)
     }
     printTable(summary, ratios, fifty.length)
     return { summary, runs, ratios }
   }
 }
 
-const CASES = ['baseline', 'one', 'fifty', 'jwks'] as const
+const CASES = ['baseline', 'one', 'fifty', 'jwks', 'bare'] as const
 type Case = typeof CASES[number]
 
 interface Ratio { median: number, rounds: number[] }
@@ -93,18 +100,20 @@ function summarize (list: Measured[]): Summary {
   }
 }
 
-function printTable (summary: Record<Case, Summary>, ratios: Record<'one' | 'fifty' | 'jwks' | 'jwksOverOne', Ratio>, spread: number): void {
+function printTable (summary: Record<Case, Summary>, ratios: Record<'one' | 'fifty' | 'jwks' | 'bare' | 'jwksOverOne' | 'oneOverBare', Ratio>, spread: number): void {
   const rows: Array<[string, Summary, Ratio | null, string]> = [
     ['1. baseline: one pool, no JWT, no catalog', summary.baseline, null, '-'],
     ['2. service, 1 school, JWT on every request', summary.one, ratios.one, '>= 0.95'],
     [`3. service, ${spread} schools, tokens spread`, summary.fifty, ratios.fifty, '>= 0.90'],
-    ['4. as 2, RS256 tokens, key from a JWKS', summary.jwks, ratios.jwks, `>= ${(ratios.one.median - 0.03).toFixed(2)} (2 - 0.03)`]
+    ['4. as 2, RS256 tokens, key from a JWKS', summary.jwks, ratios.jwks, `>= ${(ratios.one.median - 0.03).toFixed(2)} (2 - 0.03)`],
+    ['5. as 2, without metrics (METRICS=false)', summary.bare, ratios.bare, '-']
   ]
   const perRound = (ratio: Ratio | null): string => ratio === null ? '-' : ratio.rounds.map((r) => r.toFixed(2)).join(', ')
   say(formatTable(['case', 'req/s', 'p50 ms', 'p99 ms', 'ratio', 'per round', 'target', 'errors', 'new conns'], rows.map(([name, r, ratio, target]) => [
     name, fmt(r.rps), String(r.p50), String(r.p99), ratio === null ? '1.00' : ratio.median.toFixed(2), perRound(ratio), target, String(r.errors), r.opened === null ? '-' : String(r.opened)
   ])))
   say(`case 4 over case 2, round by round: ${perRound(ratios.jwksOverOne)}; median ${ratios.jwksOverOne.median.toFixed(2)} (target >= 0.97).`)
+  say(`metrics: case 2 over case 5, round by round: ${perRound(ratios.oneOverBare)}; median ${ratios.oneOverBare.median.toFixed(2)} (1.00: they cost nothing measurable).`)
   say('req/s, p50, p99: medians over rounds; ratio: the median of the ratios to the baseline of the same round.')
   say('Each round runs the cases in an order turned by one. new conns: connections the service opened to school databases while measured, all rounds.')
 }
