@@ -42,7 +42,9 @@ export function classifyDatabaseError (error: unknown): DatabaseFailure | null {
   // database does not accept connections (ALLOW_CONNECTIONS false).
   if (code === '55000' && typeof message === 'string' && /not currently accepting connections/.test(message)) return 'unavailable'
   if (name === 'KnexTimeoutError' || error instanceof PoolBusy) return 'busy'
-  if (typeof message === 'string' && /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)) {
+  // pg's own words: a connection cut, or one that took longer than its
+  // connect timeout ("timeout expired": a server hung, or too slow to fork).
+  if (typeof message === 'string' && /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(message)) {
     return 'unavailable'
   }
   return null
