@@ -1,8 +1,9 @@
 /*
  * npm run token -- --school <slug> | --schools a,b [--sub <subject>] [--expires-in 8h]
  *
- * Prints a development JWT signed with the configured JWT_SECRET (HS256),
- * carrying the configured claim names, issuer and audience.
+ * Prints a development JWT signed with the configured JWT_SECRET (HS256)
+ * through @fastify/jwt, carrying the configured claim names, issuer and
+ * audience.
  */
 import { parseCommandLine, UsageError } from '../src/cli/command-line.js'
 import { createDevSigner } from '../src/cli/dev-signer.js'

@@ -55,7 +55,7 @@ export default fp<AuthOptions>(async (app, { jwt, clock }) => {
     : createRemoteKeys({
       ...jwt.jwks,
       log: app.log,
-      // A token verified with a key since removed must not be served from memory.
+      // What our verifiers hold of a key since removed goes with it.
       onKeysRemoved: (kids) => { verify.forget(kids) },
       ...(clock === undefined ? {} : { now: clock })
     })
