@@ -6,6 +6,8 @@ export const USAGE = `Usage: npm run migrate -- [options]
 
   --school <slug>     only this school (repeatable)
   --concurrency <n>   schools migrated at once on each server (default MIGRATE_CONCURRENCY, 8)
+  --server-timeout <s>  a server that leaves a liveness probe unanswered this many seconds
+                      is lost: its remaining schools fail, naming it (default 10)
   --dry-run           show missing databases and pending migrations; change nothing
   --failed            only the schools whose last run failed
   --rollback          undo the newest app migration wherever it is applied (all schools, or --school)
@@ -23,6 +25,7 @@ export const USAGE = `Usage: npm run migrate -- [options]
 export interface CommandLine {
   only?: string[]
   concurrency: number
+  serverTimeoutMs: number
   dryRun: boolean
   failedOnly: boolean
   rollback?: { to?: string | null }
@@ -41,6 +44,7 @@ export function parseMigrateCommandLine (config: { migrateConcurrency: number })
     options: {
       school: { type: 'string', multiple: true },
       concurrency: { type: 'string' },
+      'server-timeout': { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       failed: { type: 'boolean', default: false },
       rollback: { type: 'boolean', default: false },
@@ -61,6 +65,7 @@ export function parseMigrateCommandLine (config: { migrateConcurrency: number })
   return {
     ...(values.school === undefined ? {} : { only: values.school }),
     concurrency: wholeNumberOption(values.concurrency, 'concurrency', { min: 1, max: 256, fallback: config.migrateConcurrency }, USAGE),
+    serverTimeoutMs: 1000 * wholeNumberOption(values['server-timeout'], 'server-timeout', { min: 1, max: 3600, fallback: 10 }, USAGE),
     dryRun: values['dry-run'],
     failedOnly: values.failed,
     ...(values.rollback ? { rollback: values['undo-baseline'] ? { to: null } : values.to === undefined ? {} : { to: values.to } } : {}),

@@ -26,6 +26,7 @@ export async function migrateMain (program: Program, source: DirectoryMigrationS
   const started = Date.now()
   const report = await migrateSchools(topology, {
     concurrency: options.concurrency,
+    serverTimeoutMs: options.serverTimeoutMs,
     ...(options.only === undefined ? {} : { only: options.only }),
     dryRun: options.dryRun,
     failedOnly: options.failedOnly,

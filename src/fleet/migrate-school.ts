@@ -10,6 +10,7 @@ import {
 } from '../postgres/roles.js'
 import { schoolRollback, type PlanAction, type PlanContext, type RollbackPlan, type SchoolPlan, type ServerView } from './migrate-plan.js'
 import { runSchoolSeeds, SeedFailed, type SeedSource } from './seeds.js'
+import type { ServerWatch } from './server-watch.js'
 import { cloneFromTemplate, provisionClone } from './template.js'
 
 /*
@@ -38,6 +39,8 @@ export interface SchoolOutcome {
 export interface ServerHandle extends ServerView {
   url: string
   admin: Knex
+  /** Its liveness probe: whether a failure is the school's own or the server's. */
+  watch: ServerWatch
   databases: Set<string>
   roles: Set<string>
   free: number
@@ -87,7 +90,7 @@ export async function migrateSchool (school: SchoolWithStatus, plan: SchoolPlan,
       if (plan.seeds === 'start' || plan.seeds === 'resume') await seed(job)
     }
   } catch (error) {
-    outcome.error = job.failure(error)
+    outcome.error = await job.failure(error)
     if (!run.dryRun && plan.record) await run.schools.recordMigration(school.id, { error: outcome.error }).catch(() => {})
   } finally {
     await job.close()
@@ -138,7 +141,10 @@ class SchoolJob {
     return this.school.roleKeyId === this.run.plan.keyId ? 'existed' : 'updated'
   }
 
-  failure (error: unknown): string {
+  /** What went wrong, in words for the summary: the server's loss, when that is what it was. */
+  async failure (error: unknown): Promise<string> {
+    const watch = this.run.plan.views.get(this.school.server)?.watch
+    if (watch !== undefined && !await watch.confirm()) return watch.lost ?? 'its server was lost'
     if (error instanceof SeedFailed) return error.message
     return (this.failedMigration === null ? '' : `${this.failedMigration}: `) + databaseMessage(error)
   }
