@@ -3,7 +3,7 @@ import type { schoolsRepository, SchoolWithStatus, seedsRepository } from '../ca
 import { createDatabase, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseMessage, databaseUrl } from '../postgres/connection.js'
 import {
-  completedMigrations, pendingMigrations, runMigrations, withMigrationLock, type DirectoryMigrationSource
+  completedMigrations, latestCompletedMigration, pendingMigrations, runMigrations, withMigrationLock, type DirectoryMigrationSource
 } from '../postgres/migrations.js'
 import {
   ensureSchoolRole, grantTableAccess, restrictDatabase, schoolRoleName, schoolRolePassword, schoolRoleUrl, type RoleOutcome
@@ -230,7 +230,7 @@ async function underLock (job: SchoolJob, step: (db: Knex) => Promise<void>): Pr
     await restrictDatabase(db, school.databaseName, job.role)
     await step(db)
     await grantTableAccess(db, job.role)
-    return (await completedMigrations(db)).at(-1) ?? null
+    return await latestCompletedMigration(db)
   })
   await job.record(latest)
 }

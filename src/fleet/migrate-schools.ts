@@ -97,7 +97,8 @@ export function hasFailures (report: MigrateReport): boolean {
  */
 export async function migrateSchools (topology: Topology, options: MigrateOptions): Promise<MigrateReport> {
   const dryRun = options.dryRun === true
-  const source = options.migrations ?? appMigrations
+  // One list of migrations from start to end of the run, read once.
+  const source = (options.migrations ?? appMigrations).listedOnce()
   const known = await source.names()
   // Refused before anything is touched, the catalog included.
   const rollback = options.rollback === undefined ? null : resolveRollback(known, options.rollback.to)
