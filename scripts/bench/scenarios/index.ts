@@ -5,6 +5,7 @@ import { migrate } from './c-migrate.js'
 import { onboarding } from './d-onboarding.js'
 import { growth } from './e-growth.js'
 import { anonymous } from './f-anonymous-scan.js'
+import { apiAtScale } from './g-api-at-scale.js'
 
 /** One scenario of the bench: prints its own tables and returns its raw results. */
 export interface Scenario {
@@ -21,6 +22,6 @@ export interface Scenario {
  * In the order they run: C and D add schools and databases, so they come
  * after the load scenarios. A new scenario is a new file, listed here.
  */
-export const scenarios: Scenario[] = [overhead, scale, growth, anonymous, migrate, onboarding]
+export const scenarios: Scenario[] = [overhead, scale, growth, anonymous, apiAtScale, migrate, onboarding]
 
 export const scenarioNames = scenarios.map((s) => s.name).sort()
