@@ -38,6 +38,11 @@ export async function openDatabaseServers (count: number, schools: number): Prom
   }
   // What an earlier run left running, whatever its number of servers.
   for (let k = 1; k <= MAX_SERVERS; k++) await stopEmbeddedPostgres(dataDirOf(k))
+  const removing = removalsUnderWay()
+  if (removing > 0) {
+    say(`An earlier run's data is still being removed (${removing} folder(s)). Some file systems create files slowly for minutes after many ` +
+      'were deleted (ext4 without a journal checks recently freed inodes), and a school database is 300 files: C\'s creation times suffer meanwhile.')
+  }
   for (let k = 1; k <= MAX_SERVERS; k++) removeInBackground(dataDirOf(k))
   // Room for E's first curve, a connection per active school, beside the rest.
   const maxConnections = Math.max(500, Math.ceil(schools / count) + 300)
@@ -63,6 +68,13 @@ export async function openDatabaseServers (count: number, schools: number): Prom
 
 export function dataDirOf (k: number): string {
   return k === 1 ? benchDataDir() : `${benchDataDir()}-${k}`
+}
+
+/** Folders of earlier runs that a detached process is still deleting. */
+function removalsUnderWay (): number {
+  const parent = path.dirname(benchDataDir())
+  if (!fs.existsSync(parent)) return 0
+  return fs.readdirSync(parent).filter((name) => name.startsWith(`${path.basename(benchDataDir())}`) && name.includes('.removing-')).length
 }
 
 /** BENCH_PG_PORT, so that two checkouts can run the bench side by side. */
