@@ -22,9 +22,9 @@ const API_MEMORY_MB = 250
 /** The schools scenario G keeps active. */
 export const G_ACTIVE = 1_000
 /** C's small fleets: 100 schools each, three of them. */
-const C_SMALL = 100
-/** C's measure of CREATE DATABASE alone (FLOOR_DATABASES in scenarios/c-migrate.ts). */
-const C_FLOOR = 200
+export const C_SMALL = 100
+/** C's measure of CREATE DATABASE alone: databases over all servers, at most the fleet's size. */
+export const C_FLOOR = 200
 
 export interface Needs {
   databases: number
@@ -41,7 +41,7 @@ export function estimateNeeds (options: BenchOptions, fleetSize: number): Needs 
   const created = [
     { what: `the fleet of ${fmt(fleetSize)}`, count: fleetSize },
     { what: `C's three fleets of ${small}`, count: scenarios.has('C') ? 3 * small : 0 },
-    // Created and dropped again, after the rest of C.
+    // Created at the start of C, dropped at its end.
     { what: 'C\'s bare CREATE DATABASE', count: scenarios.has('C') ? Math.min(C_FLOOR, fleetSize) : 0 },
     // On one server C also creates the whole fleet again without the template.
     { what: `C's fleet of ${fmt(fleetSize)} without the template`, count: scenarios.has('C') && servers === 1 ? fleetSize : 0 },

@@ -9,6 +9,7 @@ import { createFloor, type CreateFloor } from '../create-floor.js'
 import { catalogWithSchools, runMigrate, type MigrateRun } from '../fleet.js'
 import { migratePhases, sampleMigrateConnections, type Phases } from '../migrate-phases.js'
 import { fmt, say } from '../report.js'
+import { C_FLOOR, C_SMALL } from '../resources.js'
 import type { Scenario } from './index.js'
 
 interface Row {
@@ -33,34 +34,40 @@ export const migrate: Scenario = {
   needsFleet: true,
   heading: (bench) => `C. Migrate: ${fmt(bench.fleetSize)} schools on ${bench.servers.length} server(s) (npm run migrate, timed end to end)`,
   async run (bench) {
-    const { fleetSize } = bench
-    const targets = targetsFor(fleetSize)
-    const rows: Row[] = []
-    // The catalog keeps one finishing time per school: read each run's before the next.
-    const main = async (run: string, result: MigrateRun, target?: number): Promise<Row> =>
-      ({ run, schools: fleetSize, seconds: result.seconds, code: result.code, phases: await migratePhases(bench.mainCatalog, result), ...optional(target) })
-    rows.push(await main(`${fleetSize} new, template, default concurrency`, bench.created, targets.created))
-    const noop = await runMigrate(bench.envFor(bench.mainCatalog))
-    rows.push({ run: `no-op re-run over ${fleetSize} current schools`, schools: fleetSize, seconds: noop.seconds, code: noop.code, phases: null, ...optional(targets.noop) })
-    for (const [run, script, args] of [['migrate --status', 'scripts/migrate.ts', ['--status']], ['schools list', 'scripts/schools.ts', ['list']]] as const) {
-      const timed = await timedCommand(bench, script, [...args])
-      rows.push({ run: `${run} over ${fleetSize} schools`, schools: fleetSize, seconds: timed.seconds, code: timed.code, phases: null, ...optional(targets.listing) })
+    // First, so that it meets the file system as the fleet's creation did.
+    const { floor, drop } = await createFloor(bench.servers.map((s) => s.url), bench.options.prefix, Math.ceil(Math.min(C_FLOOR, bench.fleetSize) / bench.servers.length), 4)
+    try {
+      return await measureRuns(bench, floor)
+    } finally {
+      await drop()
     }
-    const rollout = await rolloutAndBack(bench, async (up) => { rows.push(await main(`one-migration rollout over ${fleetSize} current schools`, up, targets.rollout)) })
-    rows.push(await main(`its rollback over ${fleetSize} schools`, rollout.down))
-    const speedup = await smallFleets(bench, rows)
-    const floor = await createFloor(bench.servers.map((s) => s.url), bench.options.prefix, Math.ceil(Math.min(FLOOR_DATABASES, fleetSize) / bench.servers.length), 4)
-    printRows(rows)
-    say(`Speedup of the default concurrency over concurrency 1 (${Math.min(100, fleetSize)} schools): ${speedup.toFixed(1)}x`)
-    printPeaks(bench, bench.createdPeaks, rollout.peaks)
-    printFloor(floor, rows[0]?.phases ?? null)
-    printTargets(rows)
-    return { rows, speedup, createdPeaks: bench.createdPeaks, rolloutPeaks: rollout.peaks, floor }
   }
 }
 
-/** Databases the floor measurement creates (and drops), spread over the servers; at most the fleet's size. */
-const FLOOR_DATABASES = 200
+async function measureRuns (bench: Bench, floor: CreateFloor): Promise<Record<string, unknown>> {
+  const { fleetSize } = bench
+  const targets = targetsFor(fleetSize)
+  const rows: Row[] = []
+  // The catalog keeps one finishing time per school: read each run's before the next.
+  const main = async (run: string, result: MigrateRun, target?: number): Promise<Row> =>
+    ({ run, schools: fleetSize, seconds: result.seconds, code: result.code, phases: await migratePhases(bench.mainCatalog, result), ...optional(target) })
+  rows.push(await main(`${fleetSize} new, template, default concurrency`, bench.created, targets.created))
+  const noop = await runMigrate(bench.envFor(bench.mainCatalog))
+  rows.push({ run: `no-op re-run over ${fleetSize} current schools`, schools: fleetSize, seconds: noop.seconds, code: noop.code, phases: null, ...optional(targets.noop) })
+  for (const [run, script, args] of [['migrate --status', 'scripts/migrate.ts', ['--status']], ['schools list', 'scripts/schools.ts', ['list']]] as const) {
+    const timed = await timedCommand(bench, script, [...args])
+    rows.push({ run: `${run} over ${fleetSize} schools`, schools: fleetSize, seconds: timed.seconds, code: timed.code, phases: null, ...optional(targets.listing) })
+  }
+  const rollout = await rolloutAndBack(bench, async (up) => { rows.push(await main(`one-migration rollout over ${fleetSize} current schools`, up, targets.rollout)) })
+  rows.push(await main(`its rollback over ${fleetSize} schools`, rollout.down))
+  const speedup = await smallFleets(bench, rows)
+  printRows(rows)
+  say(`Speedup of the default concurrency over concurrency 1 (${Math.min(C_SMALL, fleetSize)} schools): ${speedup.toFixed(1)}x`)
+  printPeaks(bench, bench.createdPeaks, rollout.peaks)
+  printFloor(floor, rows[0]?.phases ?? null)
+  printTargets(rows)
+  return { rows, speedup, createdPeaks: bench.createdPeaks, rolloutPeaks: rollout.peaks, floor }
+}
 
 const optional = (target: number | undefined): { target?: number } => target === undefined ? {} : { target }
 
@@ -119,7 +126,7 @@ export async function down (knex: Knex): Promise<void> {
 /** New fleets of 100 on the first server: template, no template, concurrency 1; and, on one server, the whole fleet again without the template. */
 async function smallFleets (bench: Bench, rows: Row[]): Promise<number> {
   const { fleetSize } = bench
-  const small = Math.min(100, fleetSize)
+  const small = Math.min(C_SMALL, fleetSize)
   const add = (run: string, schools: number, result: MigrateRun): void => {
     rows.push({ run, schools, seconds: result.seconds, code: result.code, phases: null })
   }
@@ -159,7 +166,7 @@ function printPeaks (bench: Bench, created: number[], rollout: number[]): void {
 }
 
 function printFloor (floor: CreateFloor, created: Phases | null): void {
-  say(`CREATE DATABASE … TEMPLATE alone, 4 at a time on each server, nothing of migrate around it: ${floor.databases} databases in ${floor.seconds.toFixed(1)} s, ` +
+  say(`CREATE DATABASE … TEMPLATE alone, 4 at a time on each server, nothing of migrate around it, at the start of C: ${floor.databases} databases in ${floor.seconds.toFixed(1)} s, ` +
     `${fmt(floor.perSecond, 1)} a second${created === null ? '' : `; migrate created the fleet at ${fmt(created.perSecond, 1)} schools a second (steady)`}.`)
 }
 
