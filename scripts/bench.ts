@@ -1,30 +1,45 @@
 /*
- * npm run bench [-- --scenarios A,B,C,D,E] [--schools 1000] [--duration 10]
- *               [--connections 10] [--rounds 2] [--prefix bench] [--quick]
+ * npm run bench [-- --scenarios A,B,C,D,E,F,G,H] [--schools 1000] [--servers 1]
+ *               [--duration 10] [--connections 10] [--rounds 2] [--prefix bench] [--quick]
  *
  * Measures, side by side in one run, what tenancy costs: A overhead against a
  * single-tenant baseline, B scale to many schools under Zipf traffic, C
  * migrate and onboarding speed, D time from INSERT to first answer, E the
  * growth curve, F an anonymous scan against a working school, G three API
- * processes behind HAProxy, with and without PgBouncer. Prints
+ * processes behind HAProxy, with and without PgBouncer, H the API with
+ * thousands of schools known and a thousand active. Prints
  * tables, writes the raw results as JSON and the growth
  * chart as SVG to scripts/bench/results/.
  *
  * Uses its own embedded PostgreSQL (.data/bench-postgres on BENCH_PG_PORT,
- * thrown away at the end) unless DATABASE_URL is set; then it works on that
- * server in databases named after --prefix and drops them afterwards.
+ * thrown away at the end; --servers N starts N of them) unless DATABASE_URL
+ * is set; then it works on that server in databases named after --prefix
+ * and drops them afterwards. Before it starts, it prints the disk and
+ * memory the run needs, and refuses when the disk lacks room.
  *
  * Each scenario is a module of scripts/bench/scenarios/.
  */
 import path from 'node:path'
 import { runProgram } from '../src/cli/program.js'
 import { projectRoot } from '../src/config.js'
-import { prepareBench } from './bench/context.js'
-import { openDatabaseServer } from './bench/database-server.js'
-import { parseBenchOptions } from './bench/options.js'
+import { fleetSizeOf, prepareBench } from './bench/context.js'
+import { benchDataDir, openDatabaseServers } from './bench/database-server.js'
+import { parseBenchOptions, type BenchOptions } from './bench/options.js'
 import { elapsed, machine, say, writeResult } from './bench/report.js'
 import { SCALE_OUT_PROCESSES } from './bench/scenarios/g-scale-out.js'
+import { diskRefusal, estimateNeeds, freeDiskMB, gb } from './bench/resources.js'
 import { scenarios } from './bench/scenarios/index.js'
+
+/** Prints what the run needs; false, with one line saying why, when the disk cannot hold it. */
+async function roomFor (options: BenchOptions, fleetSize: number): Promise<boolean> {
+  const needs = estimateNeeds(options, fleetSize)
+  say(`This run needs about ${gb(needs.diskMB)} of disk and ${gb(needs.memoryMB)} of memory:`)
+  for (const part of needs.parts) say(`  ${part}`)
+  if (process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '') return true
+  const refusal = diskRefusal(needs, await freeDiskMB(benchDataDir()), path.relative(projectRoot, benchDataDir()))
+  if (refusal !== null) process.stderr.write(`${refusal}\n`)
+  return refusal === null
+}
 
 await runProgram(async () => {
   const options = parseBenchOptions()
@@ -34,9 +49,11 @@ await runProgram(async () => {
     machine: machine(),
     options: { ...options, scenarios: [...options.scenarios] }
   }
-  const server = await openDatabaseServer(options.schools, { processes: options.scenarios.has('G') ? SCALE_OUT_PROCESSES : 1 })
+  const needsFleet = chosen.some((s) => s.needsFleet)
+  if (!await roomFor(options, fleetSizeOf(options, needsFleet))) return 1
+  const server = await openDatabaseServers(options.servers, options.schools, { processes: options.scenarios.has('G') ? SCALE_OUT_PROCESSES : 1 })
   try {
-    const { bench, close } = await prepareBench(options, server, chosen.some((s) => s.needsFleet))
+    const { bench, close } = await prepareBench(options, server, needsFleet)
     try {
       for (const scenario of chosen) {
         say(`\n${elapsed()} ${scenario.heading(bench)}`)

@@ -4,53 +4,86 @@ import path from 'node:path'
 import { loadConfig, projectRoot } from '../../src/config.js'
 import { parseWholeNumber, wholeNumberProblem } from '../../src/cli/whole-number.js'
 import { databaseUrl } from '../../src/postgres/connection.js'
-import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
+import { attachEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedServer } from '../../src/postgres/embedded.js'
+import { MAX_SERVERS } from './options.js'
 import { say } from './report.js'
 
-const EMBEDDED_DIR = path.join(projectRoot, '.data/bench-postgres')
+/**
+ * Where the bench's embedded servers keep their data (BENCH_PG_DIR, so a
+ * run of thousands of schools can go to a larger disk, and a test's run
+ * beside a developer's); server k > 1 adds `-k`.
+ */
+export function benchDataDir (): string {
+  return path.resolve(projectRoot, process.env.BENCH_PG_DIR ?? '.data/bench-postgres')
+}
 const DEFAULT_PORT = 15439
 
-export interface DatabaseServer {
-  /** Admin URL of the server that holds the bench's databases. */
-  url: string
+export interface DatabaseServers {
+  /** Admin URLs of the servers that hold the bench's databases; the first holds the catalogs too. */
+  urls: string[]
   /** A configured server (DATABASE_URL): the bench drops what it made there. */
   external: boolean
   release: () => void
 }
 
 /**
- * The configured server when DATABASE_URL is set, else a fresh embedded
- * one of the bench's own (fsync off, thrown away at the end).
+ * The configured server when DATABASE_URL is set, else `count` fresh
+ * embedded ones of the bench's own, each on its own port and data folder
+ * (fsync off, thrown away at the end).
  */
-export async function openDatabaseServer (schools: number, { processes = 1 }: { processes?: number } = {}): Promise<DatabaseServer> {
+export async function openDatabaseServers (count: number, schools: number, { processes = 1 }: { processes?: number } = {}): Promise<DatabaseServers> {
   if (process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '') {
     const config = loadConfig(process.env)
-    return { url: databaseUrl(config.tenantServers?.default ?? process.env.DATABASE_URL, 'postgres'), external: true, release: () => {} }
+    return { urls: [databaseUrl(config.tenantServers?.default ?? process.env.DATABASE_URL, 'postgres')], external: true, release: () => {} }
   }
-  await stopEmbeddedPostgres(EMBEDDED_DIR)
-  removeInBackground(EMBEDDED_DIR)
+  // What an earlier run left running, whatever its number of servers.
+  for (let k = 1; k <= MAX_SERVERS; k++) await stopEmbeddedPostgres(dataDirOf(k))
+  const removing = removalsUnderWay()
+  if (removing > 0) {
+    say(`An earlier run's data is still being removed (${removing} folder(s)). Some file systems create files slowly for minutes after many ` +
+      'were deleted (ext4 without a journal checks recently freed inodes), and a school database is 300 files: C\'s creation times suffer meanwhile.')
+  }
+  for (let k = 1; k <= MAX_SERVERS; k++) removeInBackground(dataDirOf(k))
   // Room for E's first curve, a connection per active school, beside the
   // rest; G's round-robin gives every school one in each API process.
-  const maxConnections = Math.max(500, schools * processes + 300)
-  const embedded = await attachEmbeddedPostgres({ dataDir: EMBEDDED_DIR, port: embeddedPort(), password: 'postgres', maxConnections, fsync: false }, { log: () => {} })
-  return {
-    url: embedded.url,
-    external: false,
-    release: () => {
-      embedded.release()
-      removeInBackground(EMBEDDED_DIR)
-      fs.rmSync(`${EMBEDDED_DIR}.leases`, { recursive: true, force: true })
-      say('The embedded server is stopped; its data folder is being removed in the background.')
+  const maxConnections = Math.max(500, Math.ceil(schools / count) * processes + 300)
+  const started: EmbeddedServer[] = []
+  const release = (): void => {
+    for (const embedded of started) embedded.release()
+    for (let k = 1; k <= count; k++) {
+      removeInBackground(dataDirOf(k))
+      fs.rmSync(`${dataDirOf(k)}.leases`, { recursive: true, force: true })
     }
+    say(`The embedded server${count > 1 ? 's are' : ' is'} stopped; the data folders are being removed in the background.`)
   }
+  try {
+    for (let k = 1; k <= count; k++) {
+      started.push(await attachEmbeddedPostgres({ dataDir: dataDirOf(k), port: embeddedPort() + k - 1, password: 'postgres', maxConnections, fsync: false }, { log: () => {} }))
+    }
+  } catch (error) {
+    release()
+    throw error
+  }
+  return { urls: started.map((embedded) => embedded.url), external: false, release }
+}
+
+export function dataDirOf (k: number): string {
+  return k === 1 ? benchDataDir() : `${benchDataDir()}-${k}`
+}
+
+/** Folders of earlier runs that a detached process is still deleting. */
+function removalsUnderWay (): number {
+  const parent = path.dirname(benchDataDir())
+  if (!fs.existsSync(parent)) return 0
+  return fs.readdirSync(parent).filter((name) => name.startsWith(`${path.basename(benchDataDir())}`) && name.includes('.removing-')).length
 }
 
 /** BENCH_PG_PORT, so that two checkouts can run the bench side by side. */
 function embeddedPort (): number {
   const raw = process.env.BENCH_PG_PORT
   if (raw === undefined || raw === '') return DEFAULT_PORT
-  const port = parseWholeNumber(raw, 1024, 65535)
-  if (port === null) throw new Error(wholeNumberProblem('BENCH_PG_PORT', raw, 1024, 65535))
+  const port = parseWholeNumber(raw, 1024, 65535 - MAX_SERVERS)
+  if (port === null) throw new Error(wholeNumberProblem('BENCH_PG_PORT', raw, 1024, 65535 - MAX_SERVERS))
   return port
 }
 

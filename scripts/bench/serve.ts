@@ -6,7 +6,9 @@
  *   serve.ts baseline   the same route and query on one fixed pool: no JWT,
  *                       no catalog, no tenancy. The stack's physical limit.
  *
- * Prints `listening <url>` once ready; stops on SIGTERM.
+ * Prints `listening <url>` once ready; stops on SIGTERM. The service also
+ * answers GET /bench/state: its caches and heap, which /metrics does not
+ * all show (scenario H).
  */
 import Fastify from 'fastify'
 import { buildApp } from '../../src/app.js'
@@ -39,6 +41,19 @@ async function service (): Promise<() => Promise<void>> {
   const catalogUrl = config.databaseUrl
   if (catalogUrl === null || config.tenantServers === null) throw new Error('DATABASE_URL and TENANT_SERVERS are required')
   const app = await buildApp({ config, catalogUrl, servers: config.tenantServers })
+  app.get('/bench/state', { schema: { hide: true } }, async () => {
+    const pools = app.tenancy.pools.stats()
+    const { heapUsed, heapTotal, external, arrayBuffers, rss } = process.memoryUsage()
+    return {
+      caches: {
+        schools: app.tenancy.directory.stats().entries,
+        pools: pools.open,
+        connections: pools.connectionsIdle + pools.connectionsInUse,
+        publicAnswers: app.publicMenus.stats().cacheEntries
+      },
+      memory: { heapUsed, heapTotal, external, arrayBuffers, rss }
+    }
+  })
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   process.stdout.write(`listening ${address}\n`)
   return async () => { await app.close() }

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 import { migrationState, schoolsRepository, type MigrationState, type SchoolStatus, type SchoolWithStatus } from '../catalog/schools.js'
-import { appMigrations } from '../postgres/migrations.js'
+import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrations.js'
 import { formatTable } from './table.js'
 
 export interface FleetFilter {
@@ -20,9 +20,9 @@ export interface FleetStatus {
   counts: Record<MigrationState, number>
 }
 
-/** The fleet as the catalog records it; reads only the catalog. */
-export async function fleetStatus (catalog: Knex, filter: FleetFilter = {}): Promise<FleetStatus> {
-  const latest = (await appMigrations.names()).at(-1)
+/** The fleet as the catalog records it, against `source`'s latest migration; reads only the catalog. */
+export async function fleetStatus (catalog: Knex, filter: FleetFilter = {}, source: DirectoryMigrationSource = appMigrations): Promise<FleetStatus> {
+  const latest = (await source.names()).at(-1)
   const schools = (await schoolsRepository(catalog).listWithStatus())
     .map((school) => ({ ...school, state: migrationState(school, latest) }))
     .filter((s) => (filter.status === undefined || s.status === filter.status) &&

@@ -3,13 +3,14 @@ import type { schoolsRepository, SchoolWithStatus, seedsRepository } from '../ca
 import { createDatabase, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseMessage, databaseUrl } from '../postgres/connection.js'
 import {
-  completedMigrations, pendingMigrations, runMigrations, withMigrationLock, type DirectoryMigrationSource
+  completedMigrations, latestCompletedMigration, pendingMigrations, runMigrations, withMigrationLock, type DirectoryMigrationSource
 } from '../postgres/migrations.js'
 import {
   ensureSchoolRole, grantTableAccess, restrictDatabase, schoolRoleName, schoolRolePassword, schoolRoleUrl, type RoleOutcome
 } from '../postgres/roles.js'
 import { schoolRollback, type PlanAction, type PlanContext, type RollbackPlan, type SchoolPlan, type ServerView } from './migrate-plan.js'
 import { runSchoolSeeds, SeedFailed, type SeedSource } from './seeds.js'
+import type { ServerWatch } from './server-watch.js'
 import { cloneFromTemplate, provisionClone } from './template.js'
 
 /*
@@ -38,6 +39,8 @@ export interface SchoolOutcome {
 export interface ServerHandle extends ServerView {
   url: string
   admin: Knex
+  /** Its liveness probe: whether a failure is the school's own or the server's. */
+  watch: ServerWatch
   databases: Set<string>
   roles: Set<string>
   free: number
@@ -87,7 +90,7 @@ export async function migrateSchool (school: SchoolWithStatus, plan: SchoolPlan,
       if (plan.seeds === 'start' || plan.seeds === 'resume') await seed(job)
     }
   } catch (error) {
-    outcome.error = job.failure(error)
+    outcome.error = await job.failure(error)
     if (!run.dryRun && plan.record) await run.schools.recordMigration(school.id, { error: outcome.error }).catch(() => {})
   } finally {
     await job.close()
@@ -138,7 +141,10 @@ class SchoolJob {
     return this.school.roleKeyId === this.run.plan.keyId ? 'existed' : 'updated'
   }
 
-  failure (error: unknown): string {
+  /** What went wrong, in words for the summary: the server's loss, when that is what it was. */
+  async failure (error: unknown): Promise<string> {
+    const watch = this.run.plan.views.get(this.school.server)?.watch
+    if (watch !== undefined && !await watch.confirm()) return watch.lost ?? 'its server was lost'
     if (error instanceof SeedFailed) return error.message
     return (this.failedMigration === null ? '' : `${this.failedMigration}: `) + databaseMessage(error)
   }
@@ -224,7 +230,7 @@ async function underLock (job: SchoolJob, step: (db: Knex) => Promise<void>): Pr
     await restrictDatabase(db, school.databaseName, job.role)
     await step(db)
     await grantTableAccess(db, job.role)
-    return (await completedMigrations(db)).at(-1) ?? null
+    return await latestCompletedMigration(db)
   })
   await job.record(latest)
 }

@@ -7,9 +7,10 @@ import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrat
 import { POOLER_ROLE, preparePoolerRole, roleKeyId } from '../postgres/roles.js'
 import type { Topology } from '../postgres/topology.js'
 import { runConcurrently } from './concurrency.js'
-import { planSchool, recordSaysStale, resolveRollback, type PlanAction } from './migrate-plan.js'
+import { planSchool, recordSaysStale, resolveRollback, type PlanAction, type SchoolPlan } from './migrate-plan.js'
 import { migrateSchool, schoolOutcome, type RunContext, type SchoolOutcome, type ServerHandle } from './migrate-school.js'
 import { appSeeds, type SeedSource } from './seeds.js'
+import { ServerWatch } from './server-watch.js'
 import { describeTemplate, inspectTemplate, prepareTemplate, rollbackTemplate, TEMPLATE_DATABASE } from './template.js'
 
 export type { SchoolOutcome } from './migrate-school.js'
@@ -52,6 +53,12 @@ export interface MigrateOptions {
   seeding?: 'run' | 'skip'
   /** The seed modules; the project's own unless a test brings others. */
   seeds?: SeedSource
+  /**
+   * A server that leaves a liveness probe unanswered this long is lost: its
+   * schools still to do fail, naming it (default 10 s). Migrations have no
+   * time limit; only the probe does.
+   */
+  serverTimeoutMs?: number
   onProgress?: (progress: { done: number, total: number, failed: number }) => void
 }
 
@@ -90,7 +97,8 @@ export function hasFailures (report: MigrateReport): boolean {
  */
 export async function migrateSchools (topology: Topology, options: MigrateOptions): Promise<MigrateReport> {
   const dryRun = options.dryRun === true
-  const source = options.migrations ?? appMigrations
+  // One list of migrations from start to end of the run, read once.
+  const source = (options.migrations ?? appMigrations).listedOnce()
   const known = await source.names()
   // Refused before anything is touched, the catalog included.
   const rollback = options.rollback === undefined ? null : resolveRollback(known, options.rollback.to)
@@ -141,9 +149,7 @@ export async function migrateSchools (topology: Topology, options: MigrateOption
     // server hangs leaves a record of what it had to do.
     await noteUnfinished(run, schools.filter((school) => recordSaysStale(school, run.plan)))
     const progress = progressCounter(schools.length, options.onProgress)
-    const byServer = new Map<string, SchoolWithStatus[]>()
-    for (const school of schools) byServer.set(school.server, [...byServer.get(school.server) ?? [], school])
-    const outcomes = await Promise.all([...byServer].map(async ([name, serverSchools]) =>
+    const outcomes = await Promise.all([...groupByServer(schools)].map(async ([name, serverSchools]) =>
       await migrateServer(name, serverSchools, run, { topology, options, report, progress })))
     report.schools = outcomes.flat().sort((a, b) => a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0)
   } finally {
@@ -163,7 +169,7 @@ interface ServerRun {
  * One server's share of the run: open it, ready its template, plan its
  * schools, note the run on those it will work, then work them. A server
  * that cannot be opened fails its own schools, each recorded with the
- * reason, and no other server's.
+ * reason, and no other server's; so does one lost while it is worked.
  */
 async function migrateServer (name: string, schools: SchoolWithStatus[], run: RunContext, { topology, options, report, progress }: ServerRun): Promise<SchoolOutcome[]> {
   const url = topology.servers[name]
@@ -182,16 +188,51 @@ async function migrateServer (name: string, schools: SchoolWithStatus[], run: Ru
     report.concurrency.used[name] = used
     const planned = schools.map((school) => ({ school, plan: planSchool(school, run.plan) }))
     await noteUnfinished(run, planned.filter(({ school, plan }) => WORK.has(plan.action) && !recordSaysStale(school, run.plan)).map(({ school }) => school))
-    const outcomes = await runConcurrently(planned, used, async ({ school, plan }) => progress(await migrateSchool(school, plan, run)))
+    const outcomes = await workSchools(server, planned, used, run, progress)
     // The template follows a rollback of the whole fleet; one limited to
     // some schools leaves it where the others stand.
-    if (run.plan.rollback !== null && !run.dryRun && withTemplate && options.only === undefined) {
+    if (run.plan.rollback !== null && !run.dryRun && withTemplate && options.only === undefined && server.watch.lost === null) {
       report.templates[name] = await rollbackTemplate(server.admin, server.url, run.source, new Set(run.plan.rollback.undo))
     }
     return outcomes
   } finally {
+    await server.watch.close()
     await server.admin.destroy()
   }
+}
+
+/**
+ * The server's schools, `limit` at once. Once its watch has found it lost,
+ * the schools left that need it fail with the watch's reason, untried, and
+ * are recorded in one statement.
+ */
+async function workSchools (server: ServerHandle, planned: Array<{ school: SchoolWithStatus, plan: SchoolPlan }>, limit: number, run: RunContext, progress: ServerRun['progress']): Promise<SchoolOutcome[]> {
+  const untried: SchoolWithStatus[] = []
+  const outcomes = await runConcurrently(planned, limit, async ({ school, plan }) => {
+    const lost = server.watch.lost
+    if (lost === null || !needsServer(plan)) return progress(await migrateSchool(school, plan, run))
+    untried.push(school)
+    return progress({ ...schoolOutcome(school, { action: 'refuse', reason: lost }), error: lost })
+  })
+  const lost = server.watch.lost
+  if (lost !== null && untried.length > 0 && !run.dryRun) await run.schools.recordFailures(untried.map((school) => school.id), lost)
+  return outcomes
+}
+
+/** A school the catalog records as done, with no seeds to run, is not even connected to. */
+function needsServer (plan: SchoolPlan): boolean {
+  return plan.action !== 'skip' || plan.seeds !== 'none'
+}
+
+/** The run's schools by server, each in the run's (slug) order. */
+function groupByServer (schools: SchoolWithStatus[]): Map<string, SchoolWithStatus[]> {
+  const byServer = new Map<string, SchoolWithStatus[]>()
+  for (const school of schools) {
+    const list = byServer.get(school.server)
+    if (list === undefined) byServer.set(school.server, [school])
+    else list.push(school)
+  }
+  return byServer
 }
 
 /** The actions that change a school; its early note missed those whose record looked current. */
@@ -215,17 +256,19 @@ async function noteUnfinished (run: RunContext, schools: SchoolWithStatus[]): Pr
 async function readyServer (name: string, url: string, run: RunContext, { topology, options }: Pick<ServerRun, 'topology' | 'options'>): Promise<ServerHandle | string> {
   let server: ServerHandle
   try {
-    server = await openServer(url, options.concurrency, options.createStrategy ?? null)
+    server = await openServer(name, url, options.concurrency, options)
   } catch (error) {
-    return `server "${name}" could not be reached: ${databaseMessage(error)}`
+    return error instanceof ServerLost ? error.message : `server "${name}" could not be reached: ${databaseMessage(error)}`
   }
   if (run.dryRun) return server
   try {
     await preparePoolerRole(server.admin, topology.poolers?.[name] !== undefined, run.roleSecret)
     return server
   } catch (error) {
+    const lost = server.watch.lost
+    await server.watch.close()
     await server.admin.destroy()
-    return `server "${name}": the pooler's role ${POOLER_ROLE} could not be prepared: ${databaseMessage(error)}`
+    return lost === null ? `server "${name}": the pooler's role ${POOLER_ROLE} could not be prepared: ${databaseMessage(error)}` : new ServerLost(lost).message
   }
 }
 
@@ -257,16 +300,27 @@ async function selectSchools (run: RunContext, options: MigrateOptions): Promise
   return await run.schools.listWithStatus(only === undefined ? {} : { slugs: only })
 }
 
-async function openServer (url: string, concurrency: number, strategy: CreateStrategy | null): Promise<ServerHandle> {
+const SERVER_TIMEOUT_MS = 10_000
+
+/** The server was lost while it was being opened; the message names it. */
+class ServerLost extends Error {
+  override name = 'ServerLost'
+}
+
+/** The server's watch first, so that a server hanging while it is read is cut off too. */
+async function openServer (name: string, url: string, concurrency: number, options: MigrateOptions): Promise<ServerHandle> {
+  const watch = await ServerWatch.open(name, url, { timeoutMs: options.serverTimeoutMs ?? SERVER_TIMEOUT_MS })
   // CREATE DATABASE copies a template and takes a lock on it; a few at a
   // time is as fast as many and keeps connections for the migrations.
   const admin = createKnex(databaseUrl(url, 'postgres'), { max: Math.min(concurrency, 4), applicationName: 'school-lunch:migrate' })
   try {
     const roles = (await admin.raw<{ rows: Array<{ rolname: string }> }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname)
     const version = Number((await admin.raw<{ rows: Array<{ v: string }> }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v)
+    const strategy = options.createStrategy ?? null
     return {
       url,
       admin,
+      watch,
       databases: await listDatabases(admin),
       roles: new Set(roles),
       free: await freeConnections(admin),
@@ -274,8 +328,10 @@ async function openServer (url: string, concurrency: number, strategy: CreateStr
       strategy: strategy !== null && version >= 150000 ? strategy : undefined
     }
   } catch (error) {
+    const lost = watch.lost
+    await watch.close()
     await admin.destroy()
-    throw error
+    throw lost === null ? error : new ServerLost(lost)
   }
 }
 

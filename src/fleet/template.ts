@@ -46,20 +46,21 @@ export function describeTemplate (state: TemplateState): string {
   }
 }
 
-/** `--status`: every configured server's template, read without changing it. */
+/** `--status`: every configured server's template, read without changing it; the servers side by side. */
 export async function templateStates (servers: Readonly<Record<string, string>>, source: DirectoryMigrationSource): Promise<Record<string, string>> {
-  const states: Record<string, string> = {}
-  for (const [name, url] of Object.entries(servers)) {
-    const admin = createKnex(databaseUrl(url, 'postgres'), { max: 1, applicationName: 'school-lunch:migrate' })
-    try {
-      states[name] = describeTemplate(await inspectTemplate(admin, url, source))
-    } catch (error) {
-      states[name] = `unreadable: ${errorMessage(error)}`
-    } finally {
-      await admin.destroy()
-    }
+  const states = await Promise.all(Object.entries(servers).map(async ([name, url]) => [name, await templateState(url, source)] as const))
+  return Object.fromEntries(states)
+}
+
+async function templateState (url: string, source: DirectoryMigrationSource): Promise<string> {
+  const admin = createKnex(databaseUrl(url, 'postgres'), { max: 1, applicationName: 'school-lunch:migrate' })
+  try {
+    return describeTemplate(await inspectTemplate(admin, url, source))
+  } catch (error) {
+    return `unreadable: ${errorMessage(error)}`
+  } finally {
+    await admin.destroy()
   }
-  return states
 }
 
 export interface PreparedTemplate {

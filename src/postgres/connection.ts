@@ -83,6 +83,43 @@ function markBrokenOnFatal (client: pg.Client & { __knex__disposed?: unknown }):
   })
 }
 
+/*
+ * Every connection createKnex opens, by server (host:port), so that a
+ * program can cut off a server that stopped answering: a query on a hung
+ * server never returns, and closing its connection politely waits for an
+ * answer that never comes. Destroying the sockets fails what is in flight
+ * at once. A connection leaves the set when it ends.
+ */
+const openByServer = new Map<string, Set<pg.Client>>()
+
+function serverKey (url: string): string {
+  const { hostname, port } = new URL(url)
+  return `${hostname}:${port || '5432'}`
+}
+
+function trackConnection (url: string, client: pg.Client): void {
+  const key = serverKey(url)
+  let open = openByServer.get(key)
+  if (open === undefined) openByServer.set(key, open = new Set())
+  const set = open
+  set.add(client)
+  client.once('end', () => {
+    set.delete(client)
+    if (set.size === 0 && openByServer.get(key) === set) openByServer.delete(key)
+  })
+}
+
+/**
+ * Destroys the socket of every connection this process opened with
+ * createKnex to the server of `url` (any database on it): their queries in
+ * flight fail with "Connection terminated unexpectedly". Returns how many.
+ */
+export function severConnections (url: string): number {
+  const open = [...openByServer.get(serverKey(url)) ?? []]
+  for (const client of open) client.connection.stream.destroy()
+  return open.length
+}
+
 /** A Knex over a pool of our own (knex's `connectionPool`), which it only borrows from. */
 export function knexOverPool (pool: Knex.TarnPoolLike): Knex {
   return knexFactory({ client: 'pg', connectionPool: pool, version: '13', log: QUIET })
@@ -108,6 +145,7 @@ export function createKnex (url: string, pool: PoolOptions): Knex {
       propagateCreateError: true,
       afterCreate: (client: pg.Client, done: (error: Error | null, client: pg.Client) => void) => {
         markBrokenOnFatal(client)
+        trackConnection(url, client)
         done(null, client)
       }
     },

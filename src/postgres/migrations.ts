@@ -11,10 +11,31 @@ interface MigrationFile { name: string, file: string }
  * `20261123_x.js` run from a build are the same migration in the history.
  */
 export class DirectoryMigrationSource implements Knex.MigrationSource<MigrationFile> {
-  /** `last`: the source ends with that migration, for a database brought to where another one stands. */
-  constructor (readonly directory: string, private readonly last: string | null = null) {}
+  private listing: Promise<MigrationFile[]> | null = null
+  private readonly modules = new Map<string, Promise<Knex.Migration>>()
+
+  /**
+   * `last`: the source ends with that migration, for a database brought to
+   * where another one stands. `once`: the folder is read on first use only.
+   */
+  constructor (readonly directory: string, private readonly last: string | null = null, private readonly once = false) {}
+
+  /**
+   * The same migrations, the folder read once: a run over thousands of
+   * schools lists it a few times per school otherwise (knex's migrator
+   * does), and the run must use one list from start to end anyway.
+   */
+  listedOnce (): DirectoryMigrationSource {
+    return new DirectoryMigrationSource(this.directory, this.last, true)
+  }
 
   async getMigrations (): Promise<MigrationFile[]> {
+    if (!this.once) return await this._list()
+    this.listing ??= this._list()
+    return await this.listing
+  }
+
+  private async _list (): Promise<MigrationFile[]> {
     const byName = new Map<string, MigrationFile>()
     for (const entry of await fs.readdir(this.directory)) {
       if (!/\.(ts|js|mts|mjs)$/.test(entry) || /\.d\.m?ts$/.test(entry)) continue
@@ -35,8 +56,18 @@ export class DirectoryMigrationSource implements Knex.MigrationSource<MigrationF
     return migration.name
   }
 
+  /**
+   * Each module is imported once per source: knex asks for it three times a
+   * school, and every import() goes through the module loader's hooks
+   * (tsx's run on a thread of their own) even when the module is cached.
+   */
   async getMigration (migration: MigrationFile): Promise<Knex.Migration> {
-    return await import(pathToFileURL(migration.file).href) as Knex.Migration
+    let module = this.modules.get(migration.file)
+    if (module === undefined) {
+      module = import(pathToFileURL(migration.file).href) as Promise<Knex.Migration>
+      this.modules.set(migration.file, module)
+    }
+    return await module
   }
 
   async names (): Promise<string[]> {
@@ -92,9 +123,26 @@ export async function runMigrations (db: Knex, source: DirectoryMigrationSource)
   return log
 }
 
+/** One round trip: a database that has no lock table yet has nothing to clear. */
 async function clearStaleKnexLock (db: Knex): Promise<void> {
-  if (!await tableExists(db, 'knex_migrations_lock')) return
-  await db('knex_migrations_lock').where({ is_locked: 1 }).update({ is_locked: 0 })
+  try {
+    await db('knex_migrations_lock').where({ is_locked: 1 }).update({ is_locked: 0 })
+  } catch (error) {
+    if ((error as { code?: string }).code !== UNDEFINED_TABLE) throw error
+  }
+}
+
+const UNDEFINED_TABLE = '42P01'
+
+/** The newest migration recorded as done, or null; one round trip. */
+export async function latestCompletedMigration (db: Knex): Promise<string | null> {
+  try {
+    const row = await db('knex_migrations').select('name').orderBy('id', 'desc').first() as { name: string } | undefined
+    return row?.name ?? null
+  } catch (error) {
+    if ((error as { code?: string }).code !== UNDEFINED_TABLE) throw error
+    return null
+  }
 }
 
 /** Names of migrations recorded as done; reads only, creates nothing. */

@@ -109,7 +109,15 @@ export async function ensureSchoolRole (db: Knex, role: string, password: string
  * concurrent GRANTs on one object fail with "tuple concurrently updated".
  */
 export async function restrictDatabase (db: Knex, databaseName: string, role: string): Promise<void> {
-  for (const statement of restrictDatabaseSql(databaseName, role)) await db.raw(statement)
+  await db.raw(batch(restrictDatabaseSql(databaseName, role)))
+}
+
+/**
+ * Statements without parameters sent as one query: one round trip, run by
+ * PostgreSQL as one transaction. Migrate sends these to every school.
+ */
+function batch (statements: string[]): string {
+  return statements.join(';\n')
 }
 
 export function restrictDatabaseSql (databaseName: string, role: string): string[] {
@@ -175,7 +183,7 @@ export async function preparePoolerRole (admin: Knex, pooled: boolean, secret: s
  * read-only on knex's own bookkeeping. No DDL: the role owns nothing.
  */
 export async function grantTableAccess (db: Knex, role: string): Promise<void> {
-  for (const statement of tableAccessSql(role)) await db.raw(statement)
+  await db.raw(batch(tableAccessSql(role)))
 }
 
 export function tableAccessSql (role: string): string[] {

@@ -154,7 +154,8 @@ export async function checkBudgets (options: BudgetCheckOptions): Promise<Map<st
     })
     const shares: Shares = {
       catalog: describeUrl(databaseUrl(url, 'postgres')) === catalogServer ? options.catalogPoolSize + 1 : 0,
-      migrate: options.migrateConcurrency + 4
+      // A migrate run's schools, its CREATE DATABASE pool (4) and its liveness probe.
+      migrate: options.migrateConcurrency + 5
     }
     return decideBudget(server, setting, limits, shares)
   }))

@@ -1,9 +1,14 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Test } from 'tap'
-import { projectRoot } from '../../src/config.js'
+import { projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { clusterPort } from './cluster.js'
+
+/** Where a file's own cluster lives and listens: for a test that stops it and starts it again. */
+export function privateClusterConfig (name: string, offset: number): EmbeddedPostgresConfig {
+  return { dataDir: path.resolve(projectRoot, '.data', name), port: clusterPort(offset), password: 'postgres', maxConnections: 100, fsync: false }
+}
 
 /**
  * A PostgreSQL cluster of one test file's own, in `.data/<name>` on
@@ -11,7 +16,8 @@ import { clusterPort } from './cluster.js'
  * again when the file's tests end. Resolves to its server URL.
  */
 export async function privateCluster (t: Test, name: string, offset: number): Promise<string> {
-  const dataDir = path.resolve(projectRoot, '.data', name)
+  const cluster = privateClusterConfig(name, offset)
+  const dataDir = cluster.dataDir
   const wipe = async (): Promise<void> => {
     await stopEmbeddedPostgres(dataDir)
     fs.rmSync(dataDir, { recursive: true, force: true })
@@ -19,6 +25,5 @@ export async function privateCluster (t: Test, name: string, offset: number): Pr
   }
   await wipe()
   t.teardown(wipe)
-  const cluster = { dataDir, port: clusterPort(offset), password: 'postgres', maxConnections: 100, fsync: false }
   return (await attachEmbeddedPostgres(cluster, { holder: name, log: () => {} })).url
 }

@@ -6,6 +6,7 @@ import { onboarding } from './d-onboarding.js'
 import { growth } from './e-growth.js'
 import { anonymous } from './f-anonymous-scan.js'
 import { scaleOut } from './g-scale-out.js'
+import { apiAtScale } from './h-api-at-scale.js'
 
 /** One scenario of the bench: prints its own tables and returns its raw results. */
 export interface Scenario {
@@ -22,6 +23,6 @@ export interface Scenario {
  * In the order they run: C and D add schools and databases, so they come
  * after the load scenarios. A new scenario is a new file, listed here.
  */
-export const scenarios: Scenario[] = [overhead, scale, growth, anonymous, scaleOut, migrate, onboarding]
+export const scenarios: Scenario[] = [overhead, scale, growth, anonymous, scaleOut, apiAtScale, migrate, onboarding]
 
 export const scenarioNames = scenarios.map((s) => s.name).sort()
