@@ -25,7 +25,7 @@ export const testCluster: EmbeddedPostgresConfig = {
  * offset belongs to one file: 1 postgres/embedded, 2 security/faults,
  * 3 fleet/template, 4 fleet/servers, 5 fleet/template-history,
  * 6 fleet/move, 7 fleet/rollout-stopped, 8 fleet/server-lost,
- * 9 and 10 bench/fleet-scale (the bench's two servers).
+ * 9 and 10 bench/fleet-scale (the bench's two servers), 11 docs/tour.
  */
 export function clusterPort (offset: number): number {
   return Number(process.env.TEST_PG_PORT ?? 15433) + offset
