@@ -3,7 +3,7 @@ import createError from '@fastify/error'
 /*
  * Every error code the service answers with, in one place. The body is
  * Fastify's { statusCode, code, error, message }; clients branch on `code`,
- * which never changes once published. The README lists them.
+ * which never changes once published. docs/spa.md, "Errors", lists them.
  */
 
 // Token (401)

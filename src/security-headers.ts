@@ -6,7 +6,7 @@ import helmet, { type HelmetOptions } from 'helmet'
  * Helmet's headers, worked out once. For a JSON API they never depend on
  * the request (no CSP nonces), so running helmet's dozen middlewares per
  * request, as @fastify/helmet does in two async hooks, cost CPU on every
- * request and bought nothing (README, "Performance").
+ * request and bought nothing (docs/performance.md, "Why targets are missed").
  */
 export function helmetHeaders (options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {}

@@ -4,8 +4,9 @@ import { verifyPins, type TokenHeader } from './jwt-options.js'
 
 /**
  * One fast-jwt verifier per key of a key set, each with its cache of
- * verified tokens, kept beside @fastify/jwt's own (README, "Token keys
- * from a JWKS", says why): these are dropped with their key and counted.
+ * verified tokens, kept beside @fastify/jwt's own (docs/auth.md, "A
+ * verifier per key, beside the plugin", says why): these are dropped with
+ * their key and counted.
  */
 export interface KeyVerifiers {
   /** Verifies with the verifier of this key, made on first use; throws fast-jwt's errors. */

@@ -66,7 +66,8 @@ export const PUBLIC_MAX_AGE_SECONDS = 60
 // A note is written a round trip before its school's COMMIT, so one older
 // than REPAIR_AFTER_MS belongs to a write that has committed or failed long
 // since. The stale bound leaves the repairers a few passes before readers
-// are refused; the README states the bound this gives.
+// are refused; docs/security.md, "Never stale past the bound", states
+// the bound this gives.
 const REPAIR_AFTER_MS = 10_000
 const REPAIR_INTERVAL_MS = 5_000
 const STALE_AFTER_MS = 30_000

@@ -36,7 +36,7 @@ const FIGURES: Figure[] = [
 ]
 
 // Per tenant server, the finest grain: a label per school would make
-// thousands of series per process (README, "Metrics").
+// thousands of series per process (docs/operators.md, "Metrics").
 const SERVER_FIGURES: ServerFigure[] = [
   ['tenant_server_connections_budget', 'gauge', 'TENANT_CONNECTIONS_MAX: connections this process may hold on the server.', (s) => s.budget],
   ['tenant_server_connections_held', 'gauge', 'Connections counted against the budget: open, opening or closing.', (s) => s.connectionsHeld],

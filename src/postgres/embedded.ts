@@ -170,8 +170,8 @@ function start (bin: Binaries, options: EmbeddedPostgresConfig, owner: ReturnTyp
     // The autovacuum launcher visits every database once per naptime, each
     // visit a new worker process. With a database per school, the default
     // naptime keeps an idle server busy starting workers; a longer one still
-    // checks every database for wraparound. (Figures and real servers: the
-    // README, "Connection budget".)
+    // checks every database for wraparound. (Figures and real servers:
+    // docs/operators.md, "Connection budget".)
     '-c autovacuum_naptime=600',
     ...(options.fsync ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off'])
   ]

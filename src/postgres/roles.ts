@@ -40,7 +40,7 @@ export function roleKeyId (secret: string): string {
  * are 256-bit HMAC outputs: no guessing reaches them at 1 iteration or 4096.
  * The client does the stretching at every login, and the API logs in once per
  * new pool connection: at PostgreSQL's default of 4096 it is a noticeable
- * part of opening a connection (README, "School roles").
+ * part of opening a connection (docs/operators.md, "School roles").
  */
 export const SCHOOL_ROLE_SCRAM_ITERATIONS = 1
 

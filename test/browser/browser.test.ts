@@ -9,7 +9,7 @@ import { projectRoot } from '../../src/config.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 
 /*
- * What the README promises browsers, proven in one: Debian's Chromium,
+ * What docs/spa.md promises browsers, proven in one: Debian's Chromium,
  * driven by playwright-core, against the service on loopback. Pages of two
  * other origins call the API, one listed in CORS_ORIGINS and one not; the
  * public menu is read twice and then revalidated; /docs renders under its

@@ -10,7 +10,7 @@ t.test('npm run migrate: summary, exit codes, dry run and concurrent runs', asyn
   await prepareCatalog(dbs.catalogUrl)
   const catalog = openCatalog(dbs.catalogUrl, 1)
   t.teardown(async () => { await catalog.destroy() })
-  // The onboarding SQL from the README, verbatim but for the names.
+  // The onboarding SQL of docs/operators.md ("Adding a school"), verbatim but for the names.
   await catalog.raw(`INSERT INTO schools (slug, name, database_name) VALUES ('pinewood', 'Pinewood Elementary', '${dbs.databaseName('pinewood')}')`)
   await catalog.raw(`INSERT INTO schools (slug, name, database_name) VALUES ('oakridge', 'Oakridge Middle', '${dbs.databaseName('oakridge')}')`)
 

@@ -83,7 +83,7 @@ t.test('add, list, suspend, resume and drop', async (t) => {
   t.match(plain.stdout, 'Not provisioned (--no-migrate)')
   t.equal((await catalog('schools').where({ slug: 'maple-grove' }).first())?.database_name, 'school_maple_grove')
   t.equal(await databaseExists(dbs, 'school_maple_grove'), false)
-  // The README's onboarding SQL works beside the command.
+  // The onboarding SQL of docs/operators.md ("Adding a school") works beside the command.
   await catalog.raw(`INSERT INTO schools (slug, name, database_name) VALUES ('birch', 'Birch', '${dbs.databaseName('birch')}')`)
 
   const all = await run('list')

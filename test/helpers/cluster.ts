@@ -25,8 +25,8 @@ export const testCluster: EmbeddedPostgresConfig = {
  * offset belongs to one file: 1 postgres/embedded, 2 security/faults,
  * 3 fleet/template, 4 fleet/servers, 5 fleet/template-history,
  * 6 fleet/move, 7 fleet/rollout-stopped, 8 fleet/server-lost,
- * 9 scaleout/pgbouncer, 12 and 13 bench/fleet-scale (the bench's two
- * servers).
+ * 9 scaleout/pgbouncer, 11 docs/tour, 12 and 13 bench/fleet-scale (the
+ * bench's two servers).
  */
 export function clusterPort (offset: number): number {
   return Number(process.env.TEST_PG_PORT ?? 15433) + offset

@@ -13,8 +13,8 @@ import { withDatabase } from '../helpers/databases.js'
  * The hostile-input list, walked in one place. Every case answers a 4xx with
  * a stable `code`, never a 500 and never a hang (2 s per request), and writes
  * nothing: all lunch data of every school database and the catalog's rows are
- * the same before and after the whole table. The README's Security section
- * lists the same table (case → status, code).
+ * the same before and after the whole table. docs/security.md, "Hostile
+ * input", lists the same table (case → status, code).
  *
  * Then the names in the catalog: its CHECK constraints refuse unsafe slugs and
  * database names, and, with those constraints dropped, the code refuses them
