@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { BenchOptions } from './options.js'
 import { fmt } from './report.js'
+import { SCALE_OUT_PROCESSES } from './scenarios/g-scale-out.js'
 
 /*
  * What a run will take from the machine, worked out before anything starts,
@@ -48,10 +49,12 @@ export function estimateNeeds (options: BenchOptions, fleetSize: number): Needs 
     { what: "D's 6 new schools", count: scenarios.has('D') ? 6 : 0 }
   ].filter((part) => part.count > 0)
   const databases = created.reduce((sum, part) => sum + part.count, 0)
+  // G's round-robin, direct, warms every school in each of its API processes.
   const warm = Math.max(scenarios.has('E') ? Math.min(2_000, fleetSize) : 0, scenarios.has('H') ? Math.min(H_ACTIVE, fleetSize) : 0,
-    scenarios.has('B') ? 200 : 0)
+    scenarios.has('G') ? SCALE_OUT_PROCESSES * fleetSize : 0, scenarios.has('B') ? 200 : 0)
+  const apis = scenarios.has('G') ? SCALE_OUT_PROCESSES : 1
   const diskMB = databases * SCHOOL_DATABASE_MB + servers * SERVER_DISK_MB
-  const memoryMB = servers * SERVER_MEMORY_MB + (warm > 0 ? warm * WARM_BACKEND_MB + API_MEMORY_MB : 0)
+  const memoryMB = servers * SERVER_MEMORY_MB + (warm > 0 ? warm * WARM_BACKEND_MB + apis * API_MEMORY_MB : 0)
   return {
     databases,
     diskMB,
@@ -60,7 +63,8 @@ export function estimateNeeds (options: BenchOptions, fleetSize: number): Needs 
       `disk: ${created.map((part) => `${part.what}`).join(' + ')} = ${fmt(databases)} school databases × ${SCHOOL_DATABASE_MB} MB` +
         ` + ${servers} server(s) × ${gb(SERVER_DISK_MB)} of WAL = ${gb(diskMB)}`,
       `memory: ${servers} server(s) × ${SERVER_MEMORY_MB} MB` +
-        (warm > 0 ? ` + ${fmt(warm)} warm school backends × ${WARM_BACKEND_MB} MB + the API ${API_MEMORY_MB} MB` : '') + ` = ${gb(memoryMB)}`
+        (warm > 0 ? ` + ${fmt(warm)} warm school backends × ${WARM_BACKEND_MB} MB + ${apis > 1 ? `${apis} API processes × ` : 'the API '}${API_MEMORY_MB} MB` : '') +
+        ` = ${gb(memoryMB)}`
     ]
   }
 }

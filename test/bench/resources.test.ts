@@ -13,6 +13,8 @@ t.test('the disk a run needs counts every school database it creates', async (t)
   const single = estimateNeeds(options(['C'], 1, 1000), 1000)
   t.equal(single.databases, 1000 + 300 + 200 + 1000, 'on one server C creates the fleet a second time, without the template')
   t.equal(estimateNeeds(options(['A'], 1, 1000), 50).databases, 50, 'a scenario without the whole fleet gets 50 schools')
+  const scaleOut = estimateNeeds(options(['G'], 1, 1000), 1000)
+  t.match(scaleOut.parts[1], /3,000 warm school backends × 1\.9 MB \+ 3 API processes × 250 MB = 6\.7 GB$/, 'G: round-robin warms every school in each of three processes')
 })
 
 t.test('a run the disk cannot hold is refused with one line naming both sizes', async (t) => {
