@@ -38,7 +38,11 @@ interface Point {
   traffic: Traffic
   warmup: { seconds: number, requests: number, rps: number, newBackends: number }
   result: LoadResult
-  /** Schools the measured run asked for. */
+  /**
+   * Schools asked for since the processes started, warm-up included: a
+   * school's pool, or PgBouncer's, outlives the warm-up, so the peak counts
+   * backends of schools only the warm-up asked for.
+   */
   active: number
   peak: Backends
   backendsPssMiB: number | null
@@ -99,7 +103,6 @@ async function measurePoint (bench: Bench, topology: Topology, traffic: Traffic,
     const run = async (seconds: number): Promise<LoadResult> =>
       await load({ url: haproxy.address, connections: bench.options.connections, durationSeconds: seconds, next })
     const warmup = await warmUp(bench, run)
-    asked.clear()
     const sessionsBefore = await sessions(bench)
     const sampler = sampleBackends(bench.admin, bench.options.prefix)
     const started = Date.now()
@@ -187,19 +190,22 @@ function sampleBackends (admin: Knex, prefix: string): { stop: () => Promise<Bac
 async function backendPss (admin: Knex, prefix: string): Promise<number | null> {
   const { rows } = await admin.raw<{ rows: Array<{ pid: number }> }>("SELECT pid FROM pg_stat_activity WHERE datname LIKE ? ESCAPE '\\'", [schoolDatabases(prefix)])
   let total = 0
+  let read = 0
   for (const { pid } of rows) {
+    // A pool that idles out closes its backend between the query and here.
     const memory = processMemory(pid)
-    if (memory === null) return null
+    if (memory === null) continue
     total += memory.pss
+    read++
   }
-  return total
+  return read === 0 ? null : total
 }
 
 function printTable (bench: Bench, points: Point[], traffic: Traffic): void {
   const reference = points.find((p) => p.topology === 'round-robin, direct')?.result.rps ?? 0
   const mib = (value: number | null): string => value === null ? '-' : fmt(value)
   say(`\n${traffic === 'zipf' ? 'Zipf traffic (s = 1.1)' : 'Every school in turn'} over ${bench.fleetSize} schools, ${bench.options.connections} connections, ${bench.options.duration} s measured after the warm-up:`)
-  say(formatTable(['topology', 'warm-up s (req/s)', 'req/s', 'vs round-robin direct', 'p50 / p99 ms', 'errors', 'schools asked',
+  say(formatTable(['topology', 'warm-up s (req/s)', 'req/s', 'vs round-robin direct', 'p50 / p99 ms', 'errors', 'schools asked, warm-up included',
     'peak school backends (+ lookups)', 'their PSS MiB', 'API PSS (RSS) MiB', 'new backends/s'], points.map((p) => [
     p.topology,
     `${p.warmup.seconds.toFixed(0)} (${fmt(p.warmup.rps)})`,
