@@ -1,5 +1,4 @@
 import { parseCommandLine, UsageError, wholeNumberOption } from '../../src/cli/command-line.js'
-import { scenarioNames } from './scenarios/index.js'
 
 export const USAGE = `Usage: npm run bench -- [options]
 
@@ -36,8 +35,11 @@ export interface BenchOptions {
   quick: boolean
 }
 
-/** The command line; a UsageError when it is off. */
-export function parseBenchOptions (): BenchOptions {
+/**
+ * The command line; a UsageError when it is off. The scenario letters come
+ * from the caller, since the scenarios themselves depend on BenchOptions.
+ */
+export function parseBenchOptions (scenarioNames: readonly string[]): BenchOptions {
   const { values } = parseCommandLine({
     usage: USAGE,
     options: {

@@ -7,7 +7,7 @@ import { CHURN_BUDGET, type Bench } from '../context.js'
 import { WEEK_PATH, type Measured } from '../measure.js'
 import { backendMemory, processMemory } from '../memory.js'
 import { average, fmt, machine, say, writeResult } from '../report.js'
-import type { Scenario } from './index.js'
+import type { Scenario } from '../scenario.js'
 
 interface Point {
   active: number
