@@ -11,7 +11,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --connections N         concurrent HTTP connections (default 10)
   --rounds N              A: rounds of its five cases, interleaved (default 3)
   --prefix P              name prefix of the bench's databases (default bench)
-  --quick                 tiny sizes, for a smoke run: 20 schools, 2 s runs, 1 round
+  --quick                 tiny sizes, for a smoke run: 20 schools, 2 s runs, 1 round;
+                          writes quick.json and growth-quick.svg, leaving latest.json and growth.svg
 
 BENCH_PG_PORT sets the port of the bench's own embedded server (default 15439); with
 --servers N, server k listens on BENCH_PG_PORT + k - 1. BENCH_PG_DIR sets where they
