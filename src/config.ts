@@ -1,7 +1,10 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import dotenv from 'dotenv'
-import { EnvReader, type Env } from './env-reader.js'
+import { EnvReader, type ConnectionBudgets, type Env } from './env-reader.js'
+
+// The shape the reader gives TENANT_CONNECTIONS_MAX is part of Config's.
+export type { ConnectionBudgets }
 
 /** The project root, whether this file runs from src/ or from dist/src/. */
 export const projectRoot = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)))
@@ -105,16 +108,6 @@ export interface Config {
   metrics: boolean
   /** SHUTDOWN_DRAIN_MS: after SIGTERM, /ready answers 503 and the listener keeps accepting this long. */
   shutdownDrainMs: number
-}
-
-/**
- * TENANT_CONNECTIONS_MAX as written: `150` for every server, `east=300`
- * for one, or both (`150,east=300`). Null where it is not set: the budget
- * is then worked out from the server at start.
- */
-export interface ConnectionBudgets {
-  all: number | null
-  servers: Record<string, number>
 }
 
 /** A configuration problem: the message names the variable and what is wrong. */

@@ -1,8 +1,17 @@
 import { isIP } from 'node:net'
 import { parseWholeNumber, wholeNumberProblem } from './cli/whole-number.js'
-import type { ConnectionBudgets } from './config.js'
 
 export type Env = Record<string, string | undefined>
+
+/**
+ * TENANT_CONNECTIONS_MAX as written: `150` for every server, `east=300`
+ * for one, or both (`150,east=300`). Null where it is not set: the budget
+ * is then worked out from the server at start.
+ */
+export interface ConnectionBudgets {
+  all: number | null
+  servers: Record<string, number>
+}
 
 export const SERVER_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/
 
