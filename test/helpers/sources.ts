@@ -32,3 +32,8 @@ function resolveSpecifier (from: string, specifier: string): string | null {
   const candidates = [base.replace(/\.js$/, '.ts'), `${base}.ts`, path.join(base, 'index.ts')]
   return candidates.find((candidate) => fs.existsSync(candidate) && fs.statSync(candidate).isFile()) ?? null
 }
+
+/** The variables `source` reads from process.env by name, with a dot or in brackets. */
+export function environmentReads (source: string): string[] {
+  return [...source.matchAll(/process\.env(?:\.([A-Za-z_]\w*)|\[\s*['"]([^'"]+)['"]\s*\])/g)].map((match) => match[1] ?? match[2] ?? '')
+}
