@@ -28,7 +28,7 @@ import { parseBenchOptions, type BenchOptions } from './bench/options.js'
 import { elapsed, machine, say, writeResult } from './bench/report.js'
 import { SCALE_OUT_PROCESSES } from './bench/scenarios/g-scale-out.js'
 import { diskRefusal, estimateNeeds, freeDiskMB, gb } from './bench/resources.js'
-import { scenarios } from './bench/scenarios/index.js'
+import { scenarioNames, scenarios } from './bench/scenarios/index.js'
 
 /** Prints what the run needs; false, with one line saying why, when the disk cannot hold it. */
 async function roomFor (options: BenchOptions, fleetSize: number): Promise<boolean> {
@@ -42,7 +42,7 @@ async function roomFor (options: BenchOptions, fleetSize: number): Promise<boole
 }
 
 await runProgram(async () => {
-  const options = parseBenchOptions()
+  const options = parseBenchOptions(scenarioNames)
   const chosen = scenarios.filter((s) => options.scenarios.has(s.name))
   const results: Record<string, unknown> = {
     date: new Date().toISOString(),

@@ -16,7 +16,8 @@ import { lunchRoutes } from './lunch/routes.js'
 import { lunchSchemas } from './lunch/schemas.js'
 import metrics from './metrics/plugin.js'
 import securityHeaders from './security-headers.js'
-import tenancy, { type TenancyOptions } from './tenancy/plugin.js'
+import type { TenancyOptions } from './tenancy/options.js'
+import tenancy from './tenancy/plugin.js'
 import { identityRoutes } from './tenancy/routes.js'
 
 export interface AppOptions {

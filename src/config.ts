@@ -1,7 +1,11 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import dotenv from 'dotenv'
-import { EnvReader, type Env } from './env-reader.js'
+import { EnvReader, readSettings, type ConnectionBudgets, type Env } from './env-reader.js'
+import { settings } from './settings/all.js'
+
+// The shape the reader gives TENANT_CONNECTIONS_MAX is part of Config's.
+export type { ConnectionBudgets }
 
 /** The project root, whether this file runs from src/ or from dist/src/. */
 export const projectRoot = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)))
@@ -11,7 +15,7 @@ function findProjectRoot (dir: string): string {
   return path.basename(up) === 'dist' ? path.resolve(up, '..') : up
 }
 
-export type NodeEnv = 'development' | 'test' | 'production'
+export type NodeEnv = (typeof settings.NODE_ENV.values)[number]
 
 export interface EmbeddedPostgresConfig {
   dataDir: string
@@ -107,16 +111,6 @@ export interface Config {
   shutdownDrainMs: number
 }
 
-/**
- * TENANT_CONNECTIONS_MAX as written: `150` for every server, `east=300`
- * for one, or both (`150,east=300`). Null where it is not set: the budget
- * is then worked out from the server at start.
- */
-export interface ConnectionBudgets {
-  all: number | null
-  servers: Record<string, number>
-}
-
 /** A configuration problem: the message names the variable and what is wrong. */
 export class ConfigError extends Error {
   readonly problems: string[]
@@ -136,28 +130,24 @@ export const DEVELOPMENT_ROLE_SECRET = 'development-only-role-secret-change-me-i
  */
 export function loadConfig (env: Env = process.env): Config {
   const problems: string[] = []
-  const read = new EnvReader(env, problems)
+  const nodeEnv = new EnvReader(env, problems).choice(settings.NODE_ENV)
+  const read = new EnvReader(env, problems, nodeEnv === 'production')
 
-  const nodeEnv = read.oneOf('NODE_ENV', ['development', 'test', 'production'] as const, 'development')
-  const databaseUrl = read.postgresUrl('DATABASE_URL')
-  const tenantServers = read.serverMap('TENANT_SERVERS')
-  const tenantPoolers = read.serverMap('TENANT_POOLERS')
+  const databaseUrl = read.postgresUrl(settings.DATABASE_URL)
+  const tenantServers = read.serverMap(settings.TENANT_SERVERS)
+  const tenantPoolers = read.serverMap(settings.TENANT_POOLERS)
 
   const jwt = readJwt(read, problems, nodeEnv)
 
-  const embeddedDir = read.string('EMBEDDED_PG_DIR') ?? '.data/postgres'
   // Read once: the migration hint below uses it too, and a bad value is reported once.
-  const tenantPoolSize = read.integer('TENANT_POOL_SIZE', 5, 1, 100)
-  const poolsMax = read.string('TENANT_POOLS_MAX')
+  const tenantPoolSize = read.integer(settings.TENANT_POOL_SIZE)
+  const poolsMax = read.text(settings.TENANT_POOLS_MAX)
   if (poolsMax !== null) {
     problems.push('TENANT_POOLS_MAX is gone: the budget is now counted in connections per tenant server. ' +
       `Replace it with TENANT_CONNECTIONS_MAX=<pools × TENANT_POOL_SIZE>${/^\d+$/.test(poolsMax) ? ` (here ${Number(poolsMax) * tenantPoolSize})` : ''}, or leave both unset to size it from the server`)
   }
 
-  const roleSecret = read.string('TENANT_ROLE_SECRET')
-  if (roleSecret !== null && roleSecret.length < 32) {
-    problems.push(`TENANT_ROLE_SECRET must be at least 32 characters long (got ${roleSecret.length})`)
-  }
+  const roleSecret = read.text(settings.TENANT_ROLE_SECRET)
   if (roleSecret === null && nodeEnv === 'production') {
     problems.push('TENANT_ROLE_SECRET is required when NODE_ENV=production')
   }
@@ -165,43 +155,40 @@ export function loadConfig (env: Env = process.env): Config {
   const config: Config = {
     nodeEnv,
     tenantRoleSecret: roleSecret ?? DEVELOPMENT_ROLE_SECRET,
-    host: read.string('HOST') ?? '127.0.0.1',
-    port: read.integer('PORT', 3000, 0, 65535),
-    logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    host: read.text(settings.HOST),
+    port: read.integer(settings.PORT),
+    logLevel: read.choice(settings.LOG_LEVEL),
     databaseUrl,
     tenantServers,
     tenantPoolers,
     embedded: {
-      dataDir: path.resolve(projectRoot, embeddedDir),
-      port: read.integer('EMBEDDED_PG_PORT', 15432, 1024, 65535),
-      password: read.string('EMBEDDED_PG_PASSWORD') ?? 'postgres',
-      maxConnections: read.integer('EMBEDDED_PG_MAX_CONNECTIONS', 200, 20, 10000),
-      fsync: read.boolean('EMBEDDED_PG_FSYNC', true)
+      dataDir: path.resolve(projectRoot, read.text(settings.EMBEDDED_PG_DIR)),
+      port: read.integer(settings.EMBEDDED_PG_PORT),
+      password: read.text(settings.EMBEDDED_PG_PASSWORD),
+      maxConnections: read.integer(settings.EMBEDDED_PG_MAX_CONNECTIONS),
+      fsync: read.boolean(settings.EMBEDDED_PG_FSYNC)
     },
     jwt,
-    catalogPoolSize: read.integer('CATALOG_POOL_SIZE', 5, 1, 100),
-    catalogCacheTtlMs: read.integer('CATALOG_CACHE_TTL_MS', 30_000, 0, 3_600_000),
+    catalogPoolSize: read.integer(settings.CATALOG_POOL_SIZE),
+    catalogCacheTtlMs: read.integer(settings.CATALOG_CACHE_TTL_MS),
     tenantPoolSize,
-    tenantConnectionsMax: read.budgets('TENANT_CONNECTIONS_MAX'),
-    tenantIdleTimeoutMs: read.integer('TENANT_IDLE_TIMEOUT_MS', 300_000, 1_000, 86_400_000),
-    tenantConnectConcurrency: read.integer('TENANT_CONNECT_CONCURRENCY', 8, 1, 256),
-    migrateConcurrency: read.integer('MIGRATE_CONCURRENCY', 8, 1, 256),
-    createDatabaseStrategy: ((strategy) => strategy === 'default' ? null : strategy)(
-      read.oneOf('CREATE_DATABASE_STRATEGY', ['default', 'wal_log', 'file_copy'] as const, 'file_copy')),
-    corsOrigins: read.list('CORS_ORIGINS'),
-    // A page for developers: on while developing, off in production unless asked for.
-    docsUi: read.boolean('DOCS_UI', nodeEnv !== 'production'),
-    // Off while developing and testing; on by default in production.
-    rateLimitMax: read.integer('RATE_LIMIT_MAX', nodeEnv === 'production' ? 1200 : 0, 0, 1_000_000),
-    rateLimitWindowMs: read.integer('RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
-    publicRateLimitMax: read.integer('PUBLIC_RATE_LIMIT_MAX', nodeEnv === 'production' ? 600 : 0, 0, 1_000_000),
-    publicRateLimitWindowMs: read.integer('PUBLIC_RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 3_600_000),
-    publicWeekWindowYears: read.integer('PUBLIC_WEEK_WINDOW_YEARS', 2, 1, 100),
-    trustProxy: read.trustProxy('TRUST_PROXY'),
-    metrics: read.boolean('METRICS', true),
-    // HAProxy's checks (deploy/: inter 500ms, fall 2) take a process out of
-    // rotation about 1 s after /ready fails; twice that leaves a margin.
-    shutdownDrainMs: read.integer('SHUTDOWN_DRAIN_MS', 2_000, 0, 60_000)
+    tenantConnectionsMax: read.budgets(settings.TENANT_CONNECTIONS_MAX),
+    tenantIdleTimeoutMs: read.integer(settings.TENANT_IDLE_TIMEOUT_MS),
+    tenantConnectConcurrency: read.integer(settings.TENANT_CONNECT_CONCURRENCY),
+    migrateConcurrency: read.integer(settings.MIGRATE_CONCURRENCY),
+    createDatabaseStrategy: ((strategy) => strategy === 'default' ? null : strategy)(read.choice(settings.CREATE_DATABASE_STRATEGY)),
+    corsOrigins: read.list(settings.CORS_ORIGINS),
+    // DOCS_UI and the two rate limits default otherwise in production: the
+    // reader takes that default from their declarations too.
+    docsUi: read.boolean(settings.DOCS_UI),
+    rateLimitMax: read.integer(settings.RATE_LIMIT_MAX),
+    rateLimitWindowMs: read.integer(settings.RATE_LIMIT_WINDOW_MS),
+    publicRateLimitMax: read.integer(settings.PUBLIC_RATE_LIMIT_MAX),
+    publicRateLimitWindowMs: read.integer(settings.PUBLIC_RATE_LIMIT_WINDOW_MS),
+    publicWeekWindowYears: read.integer(settings.PUBLIC_WEEK_WINDOW_YEARS),
+    trustProxy: read.trustProxy(settings.TRUST_PROXY),
+    metrics: read.boolean(settings.METRICS),
+    shutdownDrainMs: read.integer(settings.SHUTDOWN_DRAIN_MS)
   }
 
   const serverNames = tenantServers === null ? ['default'] : Object.keys(tenantServers)
@@ -227,7 +214,8 @@ export function loadConfig (env: Env = process.env): Config {
  * get a message naming the variable, never a stack trace.
  */
 export function loadConfigOrExit (): Config {
-  dotenv.config({ path: process.env.ENV_FILE ?? path.join(projectRoot, '.env'), quiet: true })
+  const envFile = readSettings(process.env, (read) => read.text(settings.ENV_FILE))
+  dotenv.config({ path: envFile ?? path.join(projectRoot, '.env'), quiet: true })
   try {
     return loadConfig(process.env)
   } catch (error) {
@@ -245,21 +233,18 @@ export function loadConfigOrExit (): Config {
  * tenant, so it comes with a required audience.
  */
 function readJwt (read: EnvReader, problems: string[], nodeEnv: NodeEnv): JwtConfig {
-  const secret = read.string('JWT_SECRET')
-  const publicKey = read.string('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n') ?? null
+  const secret = read.text(settings.JWT_SECRET)
+  const publicKey = read.text(settings.JWT_PUBLIC_KEY)?.replace(/\\n/g, '\n') ?? null
   if (secret !== null && publicKey !== null) {
     problems.push('JWT_SECRET and JWT_PUBLIC_KEY are both set: choose HS256 (JWT_SECRET) or RS256 (JWT_PUBLIC_KEY), not both')
   }
   if (publicKey !== null && !/-----BEGIN (RSA )?PUBLIC KEY-----/.test(publicKey)) {
     problems.push('JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)')
   }
-  if (secret !== null && secret.length < 32) {
-    problems.push(`JWT_SECRET must be at least 32 characters long (got ${secret.length})`)
-  }
 
-  const auth0Domain = read.auth0Domain('AUTH0_DOMAIN')
-  const jwksUrl = read.jwksUrl('JWT_JWKS_URL')
-  if (auth0Domain !== null && read.string('JWT_JWKS_URL') !== null) {
+  const auth0Domain = read.auth0Domain(settings.AUTH0_DOMAIN)
+  const jwksUrl = read.jwksUrl(settings.JWT_JWKS_URL)
+  if (auth0Domain !== null && read.isSet(settings.JWT_JWKS_URL)) {
     problems.push('AUTH0_DOMAIN and JWT_JWKS_URL are both set: AUTH0_DOMAIN already names the key set; set one of them')
   }
   const keySetUrl = auth0Domain !== null ? `https://${auth0Domain}/.well-known/jwks.json` : jwksUrl
@@ -267,7 +252,7 @@ function readJwt (read: EnvReader, problems: string[], nodeEnv: NodeEnv): JwtCon
     problems.push(`${auth0Domain !== null ? 'AUTH0_DOMAIN' : 'JWT_JWKS_URL'} cannot be combined with JWT_SECRET or JWT_PUBLIC_KEY: choose one source of keys`)
   }
 
-  let issuer = read.string('JWT_ISSUER')
+  let issuer = read.text(settings.JWT_ISSUER)
   if (auth0Domain !== null) {
     // Auth0 writes its issuer with a trailing slash.
     const auth0Issuer = `https://${auth0Domain}/`
@@ -276,8 +261,8 @@ function readJwt (read: EnvReader, problems: string[], nodeEnv: NodeEnv): JwtCon
     }
     issuer = auth0Issuer
   }
-  const audience = read.string('JWT_AUDIENCE')
-  const auth0Audience = read.string('AUTH0_AUDIENCE')
+  const audience = read.text(settings.JWT_AUDIENCE)
+  const auth0Audience = read.text(settings.AUTH0_AUDIENCE)
   if (audience !== null && auth0Audience !== null && audience !== auth0Audience) {
     problems.push('JWT_AUDIENCE and AUTH0_AUDIENCE are both set, to different values; set one of them')
   }
@@ -285,25 +270,22 @@ function readJwt (read: EnvReader, problems: string[], nodeEnv: NodeEnv): JwtCon
     problems.push('JWT_AUDIENCE (or AUTH0_AUDIENCE) is required with a key set (JWT_JWKS_URL or AUTH0_DOMAIN): the same keys sign tokens for every API of the tenant')
   }
 
-  const algorithms = read.list('JWT_JWKS_ALGORITHMS')
-  for (const algorithm of algorithms) {
-    if (algorithm !== 'RS256' && algorithm !== 'ES256') problems.push(`JWT_JWKS_ALGORITHMS may list RS256 and ES256 only (got "${algorithm}")`)
-  }
-  if (algorithms.length > 0 && keySetUrl === null) {
+  const algorithms = read.list(settings.JWT_JWKS_ALGORITHMS)
+  if (read.isSet(settings.JWT_JWKS_ALGORITHMS) && keySetUrl === null) {
     problems.push('JWT_JWKS_ALGORITHMS applies to a key set only; set JWT_JWKS_URL or AUTH0_DOMAIN, or remove it')
   }
   const jwks: JwksConfig | null = keySetUrl === null
     ? null
     : {
         url: keySetUrl,
-        algorithms: algorithms.length === 0 ? ['RS256'] : [...new Set(algorithms as JwksAlgorithm[])],
-        cooldownMs: read.integer('JWT_JWKS_COOLDOWN_MS', 30_000, 1_000, 3_600_000),
-        cacheMaxAgeMs: read.integer('JWT_JWKS_CACHE_MAX_AGE_MS', 600_000, 1_000, 86_400_000),
-        timeoutMs: read.integer('JWT_JWKS_TIMEOUT_MS', 2_000, 100, 60_000)
+        algorithms: [...new Set(algorithms as JwksAlgorithm[])],
+        cooldownMs: read.integer(settings.JWT_JWKS_COOLDOWN_MS),
+        cacheMaxAgeMs: read.integer(settings.JWT_JWKS_CACHE_MAX_AGE_MS),
+        timeoutMs: read.integer(settings.JWT_JWKS_TIMEOUT_MS)
       }
 
   const noKey = secret === null && publicKey === null && jwks === null
-  if (noKey && nodeEnv === 'production' && read.string('JWT_JWKS_URL') === null && read.string('AUTH0_DOMAIN') === null) {
+  if (noKey && nodeEnv === 'production' && !read.isSet(settings.JWT_JWKS_URL) && !read.isSet(settings.AUTH0_DOMAIN)) {
     problems.push('a token key is required when NODE_ENV=production: set JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL or AUTH0_DOMAIN')
   }
   return {
@@ -312,8 +294,8 @@ function readJwt (read: EnvReader, problems: string[], nodeEnv: NodeEnv): JwtCon
     jwks,
     issuer,
     audience: audience ?? auth0Audience,
-    schoolClaim: read.string('JWT_SCHOOL_CLAIM') ?? 'school',
-    schoolsClaim: read.string('JWT_SCHOOLS_CLAIM') ?? 'schools',
+    schoolClaim: read.text(settings.JWT_SCHOOL_CLAIM),
+    schoolsClaim: read.text(settings.JWT_SCHOOLS_CLAIM),
     usingDevelopmentSecret: noKey && nodeEnv !== 'production'
   }
 }

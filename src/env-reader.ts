@@ -1,8 +1,18 @@
 import { isIP } from 'node:net'
 import { parseWholeNumber, wholeNumberProblem } from './cli/whole-number.js'
-import type { ConnectionBudgets } from './config.js'
+import type { BooleanSetting, ChoiceSetting, FormatSetting, IntegerSetting, ListSetting, Setting, TextSetting } from './settings/setting.js'
 
 export type Env = Record<string, string | undefined>
+
+/**
+ * TENANT_CONNECTIONS_MAX as written: `150` for every server, `east=300`
+ * for one, or both (`150,east=300`). Null where it is not set: the budget
+ * is then worked out from the server at start.
+ */
+export interface ConnectionBudgets {
+  all: number | null
+  servers: Record<string, number>
+}
 
 export const SERVER_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/
 
@@ -11,48 +21,68 @@ export const SERVER_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/
 const BUDGET_ENTRY = new RegExp(`^(?:(${SERVER_NAME_PATTERN.source.replace(/^\^|\$$/g, '')})=)?(\\d{1,6})$`)
 
 /**
- * Reads one setting at a time from the environment, in the shape it
- * should have. A bad value is not thrown: its problem, naming the
- * variable, goes to `problems` and the fallback is returned, so that every
- * problem of a .env is reported at once.
+ * Reads one setting at a time from the environment, in the shape its
+ * declaration (src/settings/) gives it, with its default and bounds. A bad
+ * value is not thrown: its problem, naming the variable, goes to
+ * `problems` and the default is returned, so that every problem of a .env
+ * is reported at once. `production` picks the defaults of NODE_ENV=production.
  */
 export class EnvReader {
-  constructor (private readonly env: Env, private readonly problems: string[]) {}
+  constructor (private readonly env: Env, private readonly problems: string[], private readonly production = false) {}
 
-  string (name: string): string | null {
-    const value = this.env[name]?.trim()
-    return value === undefined || value === '' ? null : value
+  /** Whether the variable holds anything but blanks. */
+  isSet (setting: Setting): boolean {
+    return this.raw(setting.name) !== null
   }
 
-  integer (name: string, fallback: number, min: number, max: number): number {
-    const raw = this.string(name)
+  text (setting: TextSetting & { default: string }): string
+  text (setting: TextSetting): string | null
+  text (setting: TextSetting): string | null {
+    const value = this.raw(setting.name)
+    // Too short is a problem, but the value is still returned: the checks
+    // that follow should see the setting as set, not report it missing too.
+    if (value !== null && setting.minLength !== undefined && value.length < setting.minLength) {
+      this.problems.push(`${setting.name} must be at least ${setting.minLength} characters long (got ${value.length})`)
+    }
+    return value ?? setting.default
+  }
+
+  integer (setting: IntegerSetting): number {
+    const fallback = this.production ? setting.production ?? setting.default : setting.default
+    const raw = this.raw(setting.name)
     if (raw === null) return fallback
-    const value = parseWholeNumber(raw, min, max)
-    if (value === null) this.problems.push(wholeNumberProblem(name, raw, min, max))
+    const value = parseWholeNumber(raw, setting.min, setting.max)
+    if (value === null) this.problems.push(wholeNumberProblem(setting.name, raw, setting.min, setting.max))
     return value ?? fallback
   }
 
-  boolean (name: string, fallback: boolean): boolean {
-    const raw = this.string(name)
+  boolean (setting: BooleanSetting): boolean {
+    const fallback = this.production ? setting.production ?? setting.default : setting.default
+    const raw = this.raw(setting.name)
     if (raw === null) return fallback
     if (/^(true|1|yes|on)$/i.test(raw)) return true
     if (/^(false|0|no|off)$/i.test(raw)) return false
-    this.problems.push(`${name} must be true or false (got "${raw}")`)
+    this.problems.push(`${setting.name} must be true or false (got "${raw}")`)
     return fallback
   }
 
-  oneOf<T extends string> (name: string, allowed: readonly T[], fallback: T): T {
-    const raw = this.string(name)
-    if (raw === null) return fallback
-    if ((allowed as readonly string[]).includes(raw)) return raw as T
-    this.problems.push(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`)
-    return fallback
+  choice<T extends string> (setting: ChoiceSetting<T>): T {
+    const raw = this.raw(setting.name)
+    if (raw === null) return setting.default
+    if ((setting.values as readonly string[]).includes(raw)) return raw as T
+    this.problems.push(`${setting.name} must be one of ${setting.values.join(', ')} (got "${raw}")`)
+    return setting.default
   }
 
-  list (name: string): string[] {
-    const raw = this.string(name)
-    if (raw === null) return []
-    return raw.split(',').map((item) => item.trim()).filter((item) => item !== '')
+  /** Comma-separated items, or the default when there are none. */
+  list (setting: ListSetting): string[] {
+    const items = (this.raw(setting.name) ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '')
+    for (const item of items) {
+      if (setting.values !== undefined && !setting.values.includes(item)) {
+        this.problems.push(`${setting.name} may list ${setting.values.join(' and ')} only (got "${item}")`)
+      }
+    }
+    return items.length === 0 ? [...setting.default] : items
   }
 
   /**
@@ -60,8 +90,8 @@ export class EnvReader {
    * No hop count: Fastify then trusts no proxy at all, since a hop count
    * cannot tell the balancer from a client that sends the header itself.
    */
-  trustProxy (name: string): boolean | string[] {
-    const raw = this.string(name)
+  trustProxy ({ name, default: fallback }: FormatSetting<'trustProxy'>): boolean | string[] {
+    const raw = this.raw(name) ?? fallback
     if (raw === null || /^(false|no|off)$/i.test(raw)) return false
     if (/^(true|yes|on)$/i.test(raw)) return true
     const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
@@ -73,7 +103,8 @@ export class EnvReader {
     return entries
   }
 
-  postgresUrl (name: string, raw = this.string(name)): string | null {
+  postgresUrl ({ name, default: fallback }: FormatSetting<'postgresUrl'>): string | null {
+    const raw = this.raw(name) ?? fallback
     if (raw === null) return null
     const problem = postgresUrlProblem(raw)
     if (problem !== null) {
@@ -83,9 +114,9 @@ export class EnvReader {
     return raw
   }
 
-  budgets (name: string): ConnectionBudgets {
+  budgets ({ name, default: fallback }: FormatSetting<'budgets'>): ConnectionBudgets {
     const budgets: ConnectionBudgets = { all: null, servers: {} }
-    const raw = this.string(name)
+    const raw = this.raw(name) ?? fallback
     if (raw === null) return budgets
     for (const entry of raw.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
       const match = BUDGET_ENTRY.exec(entry)
@@ -105,8 +136,8 @@ export class EnvReader {
    * A key set's URL: https only, since whoever can change the keys in transit
    * can sign any token. Plain http is for a server on this machine.
    */
-  jwksUrl (name: string): string | null {
-    const raw = this.string(name)
+  jwksUrl ({ name, default: fallback }: FormatSetting<'jwksUrl'>): string | null {
+    const raw = this.raw(name) ?? fallback
     if (raw === null) return null
     let url: URL
     try {
@@ -125,8 +156,8 @@ export class EnvReader {
   }
 
   /** `tenant.eu.auth0.com` or a custom domain; an https:// prefix or a trailing slash is dropped. */
-  auth0Domain (name: string): string | null {
-    const raw = this.string(name)
+  auth0Domain ({ name, default: fallback }: FormatSetting<'auth0Domain'>): string | null {
+    const raw = this.raw(name) ?? fallback
     if (raw === null) return null
     const domain = raw.replace(/^https:\/\//i, '').replace(/\/$/, '').toLowerCase()
     if (/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(domain)) return domain
@@ -135,8 +166,8 @@ export class EnvReader {
   }
 
   /** `name=postgres://…,name2=postgres://…` */
-  serverMap (name: string): Record<string, string> | null {
-    const raw = this.string(name)
+  serverMap ({ name, default: fallback }: FormatSetting<'serverMap'>): Record<string, string> | null {
+    const raw = this.raw(name) ?? fallback
     if (raw === null) return null
     const servers: Record<string, string> = {}
     for (const entry of raw.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
@@ -163,6 +194,22 @@ export class EnvReader {
     }
     return servers
   }
+
+  private raw (name: string): string | null {
+    const value = this.env[name]?.trim()
+    return value === undefined || value === '' ? null : value
+  }
+}
+
+/**
+ * Settings read outside the configuration (the bench, the tests): `read`
+ * takes what it needs, and a bad value throws, naming the variable.
+ */
+export function readSettings<T> (env: Env, read: (reader: EnvReader) => T): T {
+  const problems: string[] = []
+  const value = read(new EnvReader(env, problems))
+  if (problems.length > 0) throw new Error(problems.join('; '))
+  return value
 }
 
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])

@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { loadConfig, projectRoot } from '../../src/config.js'
-import { parseWholeNumber, wholeNumberProblem } from '../../src/cli/whole-number.js'
 import { databaseUrl } from '../../src/postgres/connection.js'
+import { readSettings } from '../../src/env-reader.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedServer } from '../../src/postgres/embedded.js'
-import { MAX_SERVERS } from './options.js'
+import { settings } from '../../src/settings/all.js'
+import { BENCH_SERVERS_MAX } from '../../src/settings/tools.js'
 import { say } from './report.js'
 
 /**
@@ -14,9 +15,8 @@ import { say } from './report.js'
  * beside a developer's); server k > 1 adds `-k`.
  */
 export function benchDataDir (): string {
-  return path.resolve(projectRoot, process.env.BENCH_PG_DIR ?? '.data/bench-postgres')
+  return path.resolve(projectRoot, readSettings(process.env, (read) => read.text(settings.BENCH_PG_DIR)))
 }
-const DEFAULT_PORT = 15439
 
 export interface DatabaseServers {
   /** Admin URLs of the servers that hold the bench's databases; the first holds the catalogs too. */
@@ -37,13 +37,13 @@ export async function openDatabaseServers (count: number, schools: number, { pro
     return { urls: [databaseUrl(config.tenantServers?.default ?? process.env.DATABASE_URL, 'postgres')], external: true, release: () => {} }
   }
   // What an earlier run left running, whatever its number of servers.
-  for (let k = 1; k <= MAX_SERVERS; k++) await stopEmbeddedPostgres(dataDirOf(k))
+  for (let k = 1; k <= BENCH_SERVERS_MAX; k++) await stopEmbeddedPostgres(dataDirOf(k))
   const removing = removalsUnderWay()
   if (removing > 0) {
     say(`An earlier run's data is still being removed (${removing} folder(s)). Some file systems create files slowly for minutes after many ` +
       'were deleted (ext4 without a journal checks recently freed inodes), and a school database is 300 files: C\'s creation times suffer meanwhile.')
   }
-  for (let k = 1; k <= MAX_SERVERS; k++) removeInBackground(dataDirOf(k))
+  for (let k = 1; k <= BENCH_SERVERS_MAX; k++) removeInBackground(dataDirOf(k))
   // Room for E's first curve, a connection per active school, beside the
   // rest; G's round-robin gives every school one in each API process.
   const maxConnections = Math.max(500, Math.ceil(schools / count) * processes + 300)
@@ -80,11 +80,7 @@ function removalsUnderWay (): number {
 
 /** BENCH_PG_PORT, so that two checkouts can run the bench side by side. */
 function embeddedPort (): number {
-  const raw = process.env.BENCH_PG_PORT
-  if (raw === undefined || raw === '') return DEFAULT_PORT
-  const port = parseWholeNumber(raw, 1024, 65535 - MAX_SERVERS)
-  if (port === null) throw new Error(wholeNumberProblem('BENCH_PG_PORT', raw, 1024, 65535 - MAX_SERVERS))
-  return port
+  return readSettings(process.env, (read) => read.integer(settings.BENCH_PG_PORT))
 }
 
 /**

@@ -1,5 +1,5 @@
 import { parseCommandLine, UsageError, wholeNumberOption } from '../../src/cli/command-line.js'
-import { scenarioNames } from './scenarios/index.js'
+import { BENCH_SERVERS_MAX } from '../../src/settings/tools.js'
 
 export const USAGE = `Usage: npm run bench -- [options]
 
@@ -12,14 +12,12 @@ export const USAGE = `Usage: npm run bench -- [options]
   --connections N         concurrent HTTP connections (default 10)
   --rounds N              A: rounds of its five cases, interleaved (default 3)
   --prefix P              name prefix of the bench's databases (default bench)
-  --quick                 tiny sizes, for a smoke run: 20 schools, 2 s runs, 1 round
+  --quick                 tiny sizes, for a smoke run: 20 schools, 2 s runs, 1 round;
+                          writes quick.json and growth-quick.svg, leaving latest.json and growth.svg
 
 BENCH_PG_PORT sets the port of the bench's own embedded server (default 15439); with
 --servers N, server k listens on BENCH_PG_PORT + k - 1. BENCH_PG_DIR sets where they
 keep their data (default .data/bench-postgres; server k adds -k).`
-
-/** The most embedded servers a run starts; their ports must stay in the range the bench owns. */
-export const MAX_SERVERS = 8
 
 /** Scenarios that spread their schools over every server; the others measure one. */
 const SPREAD_SCENARIOS = ['C', 'D', 'H']
@@ -36,8 +34,11 @@ export interface BenchOptions {
   quick: boolean
 }
 
-/** The command line; a UsageError when it is off. */
-export function parseBenchOptions (): BenchOptions {
+/**
+ * The command line; a UsageError when it is off. The scenario letters come
+ * from the caller, since the scenarios themselves depend on BenchOptions.
+ */
+export function parseBenchOptions (scenarioNames: readonly string[]): BenchOptions {
   const { values } = parseCommandLine({
     usage: USAGE,
     options: {
@@ -56,7 +57,7 @@ export function parseBenchOptions (): BenchOptions {
     wholeNumberOption(raw, name, { min, max, fallback }, USAGE)
   const scenarios = new Set(values.scenarios.toUpperCase().split(',').map((s) => s.trim()).filter((s) => s !== ''))
   for (const s of scenarios) if (!scenarioNames.includes(s)) throw new UsageError(`unknown scenario "${s}"`, USAGE)
-  const servers = number(values.servers, 'servers', 1, MAX_SERVERS, 1)
+  const servers = number(values.servers, 'servers', 1, BENCH_SERVERS_MAX, 1)
   const unspread = [...scenarios].filter((s) => !SPREAD_SCENARIOS.includes(s))
   if (servers > 1 && unspread.length > 0) {
     throw new UsageError(`--servers above 1 runs only scenarios ${SPREAD_SCENARIOS.join(', ')} (not ${unspread.join(', ')}): the others measure one server`, USAGE)

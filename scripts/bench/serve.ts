@@ -13,16 +13,18 @@
 import Fastify from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfigOrExit } from '../../src/config.js'
+import { readSettings } from '../../src/env-reader.js'
 import { lunchWeeks } from '../../src/lunch/repository.js'
 import { sharedSchemas, weekIdParams } from '../../src/lunch/schemas.js'
 import { createKnex } from '../../src/postgres/connection.js'
+import { settings } from '../../src/settings/all.js'
 
 const mode = process.argv[2]
 const config = loadConfigOrExit()
 
 async function baseline (): Promise<() => Promise<void>> {
-  const url = process.env.BASELINE_DATABASE_URL
-  if (url === undefined) throw new Error('BASELINE_DATABASE_URL is required')
+  const url = readSettings(process.env, (read) => read.postgresUrl(settings.BASELINE_DATABASE_URL))
+  if (url === null) throw new Error('BASELINE_DATABASE_URL is required')
   const db = createKnex(url, { max: config.tenantPoolSize, applicationName: 'school-lunch:baseline' })
   const app = Fastify({ logger: false })
   for (const schema of sharedSchemas) app.addSchema(schema)

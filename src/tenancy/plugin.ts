@@ -1,14 +1,14 @@
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Knex } from 'knex'
-import type { ConnectionBudgets, JwtConfig } from '../config.js'
 import { SchoolMoving, SchoolNotAllowed, SchoolSuspended, SchoolUnknown } from '../errors.js'
 import { listenForSchoolChanges } from './catalog-listener.js'
 import { classifyDatabaseError, databaseFailureError, isWriteRefused } from './database-errors.js'
+import type { SchoolResolver, TenancyOptions } from './options.js'
 import { createPoolLender, openTenantPools } from './pool-lender.js'
 import { createSchoolDirectory, type SchoolDirectory } from './school-directory.js'
 import type { TenantPools } from './tenant-pools.js'
-import { chooseSchool, type Claims, type SchoolChoice } from './token.js'
+import { chooseSchool } from './token.js'
 
 export interface ActiveSchool {
   id: number
@@ -30,8 +30,6 @@ declare module 'fastify' {
   }
 }
 
-export type SchoolResolver = (request: FastifyRequest, claims: Claims) => SchoolChoice
-
 export interface Tenancy {
   /** onRequest hook of the authenticated API: token → school → pool. */
   authenticate: onRequestHookHandler
@@ -41,41 +39,6 @@ export interface Tenancy {
   pools: TenantPools
   /** Resolves once this process hears the catalog's school_changed notifications. */
   listening: Promise<void>
-}
-
-export interface TenancyOptions {
-  jwt: JwtConfig
-  /** Where school_changed notifications come from. */
-  catalogUrl: string
-  /** Tenant server name → URL. */
-  servers: Record<string, string>
-  /**
-   * Server name → the PgBouncer in front of it (TENANT_POOLERS): school
-   * pools log in there, and its limits are the ones checked at start.
-   */
-  poolers?: Record<string, string>
-  catalogCacheTtlMs: number
-  tenantPoolSize: number
-  tenantConnectionsMax: ConnectionBudgets
-  tenantIdleTimeoutMs: number
-  tenantConnectConcurrency: number
-  /** What the start-up check leaves to the catalog and to migrate on each server. */
-  catalogPoolSize: number
-  migrateConcurrency: number
-  /** TENANT_ROLE_SECRET: pools log in as the school's own role with it. */
-  roleSecret: string
-  /**
-   * After a failed connect, a database is not tried again for this long, so
-   * a dead server costs its school one fast 503 per request and nobody else
-   * a thing. Default 1 s; tests that repair a database set it shorter.
-   */
-  unavailableForMs?: number
-  /**
-   * Which school a request acts for, given its verified claims; the claim
-   * and X-School rule (chooseSchool) unless another is given. Whatever it
-   * returns, a slug the token does not allow is refused.
-   */
-  resolveSchool?: SchoolResolver
 }
 
 export default fp<TenancyOptions>(async (app, options) => {

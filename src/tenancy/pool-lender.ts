@@ -7,7 +7,7 @@ import { isSafeName, RESERVED_DATABASES } from '../postgres/names.js'
 import { roleKeyId, schoolRoleUrl, schoolStartup } from '../postgres/roles.js'
 import { checkBudgets, DEFAULT_BUDGET } from './connection-budget.js'
 import { classifyDatabaseError, databaseFailureError, isLastingFailure, isLoginRefused, SchemaBehind, type DatabaseFailure } from './database-errors.js'
-import type { TenancyOptions } from './plugin.js'
+import type { TenancyOptions } from './options.js'
 import { createTenantPools, type TenantLease, type TenantPools } from './tenant-pools.js'
 
 /**

@@ -6,6 +6,8 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
 import type { Test } from 'tap'
 import { projectRoot } from '../../src/config.js'
+import { readSettings } from '../../src/env-reader.js'
+import { settings } from '../../src/settings/all.js'
 import { testApp, type TestApp } from '../helpers/app.js'
 
 /*
@@ -59,7 +61,7 @@ async function browserFetch (page: Page, url: string, init: FetchInit = {}): Pro
   }, { url, init })
 }
 
-if (process.env.BROWSER_TESTS === 'off') {
+if (readSettings(process.env, (read) => read.choice(settings.BROWSER_TESTS)) === 'off') {
   t.plan(0, 'BROWSER_TESTS=off: the browser tests are skipped on purpose')
 } else if (!existsSync(CHROMIUM)) {
   t.fail(`browser tests: no Chromium at ${CHROMIUM}. Install Debian's package (apt-get install chromium), ` +

@@ -1,5 +1,9 @@
 import path from 'node:path'
 import { projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
+import { readSettings } from '../../src/env-reader.js'
+import { settings } from '../../src/settings/all.js'
+
+const { testPort, testDir } = readSettings(process.env, (read) => ({ testPort: read.integer(settings.TEST_PG_PORT), testDir: read.text(settings.TEST_PG_DIR) }))
 
 /*
  * The suite's own embedded cluster: apart from the development one (other
@@ -11,7 +15,7 @@ export const testCluster: EmbeddedPostgresConfig = {
   // TEST_PG_DIR and TEST_PG_PORT let two suites run side by side. Every
   // fixed port of the project sits below Linux's ephemeral range
   // (32768-60999), where a client socket could already hold it.
-  dataDir: path.resolve(projectRoot, process.env.TEST_PG_DIR ?? '.data/test-postgres'),
+  dataDir: path.resolve(projectRoot, testDir),
   port: clusterPort(0),
   password: 'postgres',
   maxConnections: 300,
@@ -29,7 +33,7 @@ export const testCluster: EmbeddedPostgresConfig = {
  * bench's two servers).
  */
 export function clusterPort (offset: number): number {
-  return Number(process.env.TEST_PG_PORT ?? 15433) + offset
+  return testPort + offset
 }
 
 export const SUITE_HOLDER = 'test-suite'

@@ -1,6 +1,8 @@
 import path from 'node:path'
 import type { Test } from 'tap'
 import { projectRoot } from '../../src/config.js'
+import { readSettings } from '../../src/env-reader.js'
+import { settings } from '../../src/settings/all.js'
 import { missingDaemons, startHaProxy as startHaProxyDaemon, startPgBouncer as startPgBouncerDaemon, type HaProxy, type HaProxyOptions, type PgBouncer } from '../../scripts/deploy/daemons.js'
 
 export type { HaProxy, PgBouncer }
@@ -14,7 +16,7 @@ export type { HaProxy, PgBouncer }
 
 /** True when the file's tests may run; otherwise its plan is set (skipped) or it has failed saying why. */
 export function scaleoutToolsReady (t: Test): boolean {
-  if (process.env.SCALEOUT_TESTS === 'off') {
+  if (readSettings(process.env, (read) => read.choice(settings.SCALEOUT_TESTS)) === 'off') {
     t.plan(0, 'SCALEOUT_TESTS=off: the HAProxy and PgBouncer tests are skipped on purpose')
     return false
   }

@@ -1,5 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import t from 'tap'
+import { readSettings } from '../../src/env-reader.js'
+import { settings } from '../../src/settings/all.js'
 import { testApp } from '../helpers/app.js'
 
 /*
@@ -18,7 +20,7 @@ t.test('the OpenAPI document is the checked-in one', async (t) => {
   const res = await app.inject({ method: 'GET', url: '/docs/json' })
   t.equal(res.statusCode, 200)
   const document = res.json() as unknown
-  if (process.env.OPENAPI_SNAPSHOT === 'update') {
+  if (readSettings(process.env, (read) => read.choice(settings.OPENAPI_SNAPSHOT)) === 'update') {
     await writeFile(SNAPSHOT, JSON.stringify(document, null, 2) + '\n')
     t.comment('test/fixtures/openapi.json rewritten')
   }

@@ -3,7 +3,7 @@ import { generateSigningKey, startJwksServer, tokenSigner } from '../../../test/
 import type { Bench } from '../context.js'
 import { WEEK_PATH, type Measured } from '../measure.js'
 import { fmt, median, say } from '../report.js'
-import type { Scenario } from './index.js'
+import type { Scenario } from '../scenario.js'
 
 interface Summary { rps: number, p50: number, p99: number, errors: number, opened: number | null }
 

@@ -5,7 +5,7 @@ import { load } from '../load.js'
 import { metrics, sampleConnections, WEEK_PATH, type NextRequest } from '../measure.js'
 import { seededRandom, zipf } from '../random.js'
 import { fmt, say } from '../report.js'
-import type { Scenario } from './index.js'
+import type { Scenario } from '../scenario.js'
 
 /**
  * B: the churn regime. Zipf traffic over more schools than the budget

@@ -10,7 +10,7 @@ import { catalogWithSchools, runMigrate, type MigrateRun } from '../fleet.js'
 import { migratePhases, sampleMigrateConnections, type Phases } from '../migrate-phases.js'
 import { fmt, say } from '../report.js'
 import { C_FLOOR, C_SMALL } from '../resources.js'
-import type { Scenario } from './index.js'
+import type { Scenario } from '../scenario.js'
 
 interface Row {
   run: string

@@ -4,7 +4,7 @@ import { formatTable } from '../../../src/fleet/table.js'
 import type { Bench } from '../context.js'
 import { runMigrate } from '../fleet.js'
 import { fmt, median, say } from '../report.js'
-import type { Scenario } from './index.js'
+import type { Scenario } from '../scenario.js'
 
 interface Timing { slug: string, template: boolean, ms: number }
 

@@ -1,5 +1,5 @@
 import { anonymousScan } from '../anonymous-scan.js'
-import type { Scenario } from './index.js'
+import type { Scenario } from '../scenario.js'
 
 /** F: an anonymous scan of every school's public page against a working school; Monday morning. */
 export const anonymous: Scenario = {

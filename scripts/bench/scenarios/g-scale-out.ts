@@ -10,7 +10,7 @@ import { WEEK_PATH, type NextRequest } from '../measure.js'
 import { processMemory } from '../memory.js'
 import { seededRandom, zipf } from '../random.js'
 import { fmt, say } from '../report.js'
-import type { Scenario } from './index.js'
+import type { Scenario } from '../scenario.js'
 
 /** API processes behind HAProxy in every topology of G. */
 export const SCALE_OUT_PROCESSES = 3

@@ -8,7 +8,7 @@ import { processMemory } from '../memory.js'
 import type { RunningServer } from '../processes.js'
 import { fmt, say } from '../report.js'
 import { H_ACTIVE } from '../resources.js'
-import type { Scenario } from './index.js'
+import type { Scenario } from '../scenario.js'
 
 /** What the service holds: its memory from /proc, its caches and heap from /bench/state (serve.ts). */
 interface Snapshot {

@@ -1,4 +1,4 @@
-import type { Bench } from '../context.js'
+import type { Scenario } from '../scenario.js'
 import { overhead } from './a-overhead.js'
 import { scale } from './b-scale.js'
 import { migrate } from './c-migrate.js'
@@ -7,17 +7,6 @@ import { growth } from './e-growth.js'
 import { anonymous } from './f-anonymous-scan.js'
 import { scaleOut } from './g-scale-out.js'
 import { apiAtScale } from './h-api-at-scale.js'
-
-/** One scenario of the bench: prints its own tables and returns its raw results. */
-export interface Scenario {
-  /** The letter of --scenarios. */
-  name: string
-  /** Runs on the whole --schools fleet (the others make do with 50 schools). */
-  needsFleet: boolean
-  /** The section heading; it may name sizes of this run. */
-  heading: (bench: Bench) => string
-  run: (bench: Bench) => Promise<Record<string, unknown>>
-}
 
 /**
  * In the order they run: C and D add schools and databases, so they come
