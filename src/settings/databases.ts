@@ -54,7 +54,7 @@ export const schoolDatabases = settingGroup({
       meaning: "the PgBouncer in front of a server, for the API's school connections only (see \"PgBouncer for school roles\")",
       note: 'The PgBouncer in front of a tenant server, as name=url pairs (no user or password: each school logs in with its own role). ' +
         "The API's school connections go there; migrate, move, backup and restore still go to the server itself. " +
-        "Run `npm run migrate` after setting it, so the pooler's auth user may log in (README, \"PgBouncer for school roles\").",
+        "Run `npm run migrate` after setting it, so the pooler's auth user may log in (docs/deploying.md, \"PgBouncer for school roles\").",
       example: 'default=postgres://127.0.0.1:6432',
       readBy: ['API', 'migrate']
     },
@@ -78,7 +78,7 @@ export const schoolDatabases = settingGroup({
       note: 'The connection budget: the most connections one API process holds to school databases on one tenant server, counting connections opening and closing. ' +
         'A number for every server, server=number for one, or both:\n  TENANT_CONNECTIONS_MAX=150,east=300\n' +
         'Unset, it is the smaller of 100 and what the server leaves (max_connections less reserved connections, the catalog\'s pool and a margin for migrate), read at start. ' +
-        'A budget larger than the server allows stops the start. Size it to hold your active schools (README, "Connection budget").\n' +
+        'A budget larger than the server allows stops the start. Size it to hold your active schools (docs/operators.md, "Connection budget").\n' +
         '(TENANT_POOLS_MAX is gone: set TENANT_CONNECTIONS_MAX = pools x pool size.)',
       example: '100',
       readBy: ['API']
@@ -128,7 +128,7 @@ export const schoolDatabases = settingGroup({
       defaultText: 'a public development secret; required in production',
       meaning: "derives each school role's password (never stored); migrate and the API must share it",
       note: 'Each school database is reachable only by its own login role, whose password is an HMAC of the role name under this secret (never stored). ' +
-        'migrate and the API must share it. Required in production; development uses a fixed, public development secret. To rotate: see README, "School roles".',
+        'migrate and the API must share it. Required in production; development uses a fixed, public development secret. To rotate: see docs/operators.md, "School roles".',
       example: 'another-long-random-string-of-32-or-more-characters',
       readBy: ['API', 'migrate', 'schools', 'pooler']
     }
