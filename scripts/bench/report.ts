@@ -23,6 +23,14 @@ export function machine (): { cpus: number, cpuModel: string, memoryGiB: number,
   return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version }
 }
 
+/**
+ * E's chart: a quick run draws its own, so a smoke run never rewrites the
+ * tracked chart that the docs show.
+ */
+export function growthChartName (quick: boolean): string {
+  return quick ? 'growth-quick.svg' : 'growth.svg'
+}
+
 /** Writes a file under scripts/bench/results/; returns its path. */
 export function writeResult (name: string, content: string): string {
   fs.mkdirSync(RESULTS_DIR, { recursive: true })

@@ -6,7 +6,7 @@ import type { CpuPerRequest } from '../cpu.js'
 import { CHURN_BUDGET, type Bench } from '../context.js'
 import { WEEK_PATH, type Measured } from '../measure.js'
 import { backendMemory, processMemory } from '../memory.js'
-import { average, fmt, machine, say, writeResult } from '../report.js'
+import { average, fmt, growthChartName, machine, say, writeResult } from '../report.js'
 import type { Scenario } from '../scenario.js'
 
 interface Point {
@@ -72,7 +72,7 @@ export const growth: Scenario = {
     const caption = `${cpus} cores, ${memoryGiB} GiB, ${new Date().toISOString().slice(0, 10)}; TENANT_POOL_SIZE 5`
     // growth.svg is tracked and shown by the docs: a smoke run must not
     // replace it with the figures of 20 schools and 2-second runs.
-    writeResult(bench.options.quick ? 'growth-quick.svg' : 'growth.svg', growthChart(chart, caption))
+    writeResult(growthChartName(bench.options.quick), growthChart(chart, caption))
     return { ceiling, curves: results, spread }
   }
 }
