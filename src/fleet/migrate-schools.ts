@@ -196,8 +196,7 @@ async function migrateServer (name: string, schools: SchoolWithStatus[], run: Ru
     }
     return outcomes
   } finally {
-    await server.watch.close()
-    await server.admin.destroy()
+    await closeServer(server)
   }
 }
 
@@ -266,10 +265,14 @@ async function readyServer (name: string, url: string, run: RunContext, { topolo
     return server
   } catch (error) {
     const lost = server.watch.lost
-    await server.watch.close()
-    await server.admin.destroy()
-    return lost === null ? `server "${name}": the pooler's role ${POOLER_ROLE} could not be prepared: ${databaseMessage(error)}` : new ServerLost(lost).message
+    await closeServer(server)
+    return lost ?? `server "${name}": the pooler's role ${POOLER_ROLE} could not be prepared: ${databaseMessage(error)}`
   }
+}
+
+async function closeServer (server: ServerHandle): Promise<void> {
+  await server.watch.close()
+  await server.admin.destroy()
 }
 
 /** Every school of an unusable server fails with the reason, recorded in the catalog. */
