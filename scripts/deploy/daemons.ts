@@ -1,9 +1,10 @@
-import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { projectRoot } from '../../src/config.js'
+import { runAsOwner } from '../../src/postgres/embedded.js'
 import { POOLER_ROLE, poolerPassword } from '../../src/postgres/roles.js'
 
 /*
@@ -72,13 +73,6 @@ async function stopDaemon (daemon: Daemon): Promise<void> {
   await daemon.exited
 }
 
-/** PgBouncer refuses to run as root, as PostgreSQL does: as root it runs as `postgres`. */
-function unprivilegedOwner (): { uid: number, gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined
-  const id = (flag: string): number => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim())
-  return { uid: id('-u'), gid: id('-g') }
-}
-
 function rewrite (text: string, edits: Array<[RegExp, string]>): string {
   return edits.reduce((out, [pattern, replacement]) => {
     if (!pattern.test(out)) throw new Error(`the deploy file no longer has a line matching ${pattern}`)
@@ -121,7 +115,8 @@ export async function startPgBouncer (dir: string, serverPort: number, roleSecre
     [/^auth_file = \/etc\/pgbouncer\/userlist\.txt$/m, `auth_file = ${authFile}`]
   ]))
   writeFileSync(authFile, `"${POOLER_ROLE}" "${poolerPassword(roleSecret)}"\n`, { mode: 0o600 })
-  const owner = unprivilegedOwner()
+  // PgBouncer refuses to run as root, as PostgreSQL does: the same owner.
+  const owner = runAsOwner()
   if (owner !== undefined) for (const file of [dir, iniFile, authFile]) chownSync(file, owner.uid, owner.gid)
 
   let daemon: Daemon | null = null

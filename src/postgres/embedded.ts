@@ -88,8 +88,8 @@ function leaseDir (dataDir: string): string {
   return `${dataDir}.leases`
 }
 
-/** PostgreSQL refuses to run as root; as root we run it as the `postgres` OS user. */
-function runAsOwner (): { uid: number, gid: number } | undefined {
+/** PostgreSQL refuses to run as root (PgBouncer too); as root we run it as the `postgres` OS user. */
+export function runAsOwner (): { uid: number, gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined
   try {
     return {
