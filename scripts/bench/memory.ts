@@ -21,18 +21,29 @@ export function processMemory (pid: number): { pss: number, rss: number } | null
 
 export interface BackendMemory {
   backends: number
-  /** Summed PSS of those backends, MiB; null where it cannot be read. */
+  /** Summed PSS of those backends, MiB; null where none can be read. */
   pss: number | null
 }
 
 /** The PostgreSQL backends the service holds to school databases: how many, and what they cost. */
 export async function backendMemory (admin: Knex): Promise<BackendMemory> {
   const { rows } = await admin.raw<{ rows: Array<{ pid: number }> }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'school-lunch:api'")
-  let pss = 0
-  for (const { pid } of rows) {
+  return { backends: rows.length, pss: summedPss(rows.map((row) => row.pid)) }
+}
+
+/**
+ * Summed PSS of these processes, MiB; null when none can be read. A
+ * backend whose pool idled out between the query that listed it and here
+ * is gone, and left out.
+ */
+export function summedPss (pids: readonly number[]): number | null {
+  let total = 0
+  let read = 0
+  for (const pid of pids) {
     const memory = processMemory(pid)
-    if (memory === null) return { backends: rows.length, pss: null }
-    pss += memory.pss
+    if (memory === null) continue
+    total += memory.pss
+    read++
   }
-  return { backends: rows.length, pss }
+  return read === 0 ? null : total
 }

@@ -7,7 +7,7 @@ import type { Bench } from '../context.js'
 import { runMigrate } from '../fleet.js'
 import { load, type LoadResult } from '../load.js'
 import { WEEK_PATH, type NextRequest } from '../measure.js'
-import { processMemory } from '../memory.js'
+import { processMemory, summedPss } from '../memory.js'
 import { seededRandom, zipf } from '../random.js'
 import { fmt, say } from '../report.js'
 import type { Scenario } from '../scenario.js'
@@ -186,19 +186,10 @@ function sampleBackends (admin: Knex, prefix: string): { stop: () => Promise<Bac
   return { stop: async () => { stopped.abort(); await loop; return peak } }
 }
 
-/** Summed PSS of the backends on school databases now, MiB; null where one cannot be read. */
+/** Summed PSS of the backends on school databases now, MiB; null where none can be read. */
 async function backendPss (admin: Knex, prefix: string): Promise<number | null> {
   const { rows } = await admin.raw<{ rows: Array<{ pid: number }> }>("SELECT pid FROM pg_stat_activity WHERE datname LIKE ? ESCAPE '\\'", [schoolDatabases(prefix)])
-  let total = 0
-  let read = 0
-  for (const { pid } of rows) {
-    // A pool that idles out closes its backend between the query and here.
-    const memory = processMemory(pid)
-    if (memory === null) continue
-    total += memory.pss
-    read++
-  }
-  return read === 0 ? null : total
+  return summedPss(rows.map((row) => row.pid))
 }
 
 function printTable (bench: Bench, points: Point[], traffic: Traffic): void {
