@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import dotenv from 'dotenv'
@@ -7,12 +8,17 @@ import { settings } from './settings/all.js'
 // The shape the reader gives TENANT_CONNECTIONS_MAX is part of Config's.
 export type { ConnectionBudgets }
 
-/** The project root, whether this file runs from src/ or from dist/src/. */
+/**
+ * The project root: the nearest folder above this file with a package.json,
+ * whether it runs from src/, from dist/src/ or from the test suite's
+ * compiled copy under .data/.
+ */
 export const projectRoot = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)))
 
 function findProjectRoot (dir: string): string {
-  const up = path.resolve(dir, '..')
-  return path.basename(up) === 'dist' ? path.resolve(up, '..') : up
+  const up = path.dirname(dir)
+  if (fs.existsSync(path.join(up, 'package.json')) || up === dir) return up
+  return findProjectRoot(up)
 }
 
 export type NodeEnv = (typeof settings.NODE_ENV.values)[number]

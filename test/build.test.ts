@@ -124,7 +124,7 @@ t.test('node dist/src/server.js: SIGTERM to it alone finishes in-flight requests
   await addSchools(dbs, ['busy'])
   t.same((await migrateSchools(dbs.topology, { concurrency: 1 })).schools.map((s) => s.error), [null])
 
-  const server = await startServerProcess({ ...dbs.env, TENANT_POOL_SIZE: '20', SHUTDOWN_DRAIN_MS: '0' }, { compiled: true })
+  const server = await startServerProcess({ ...dbs.env, TENANT_POOL_SIZE: '20', SHUTDOWN_DRAIN_MS: '0' }, { from: 'build' })
   t.teardown(() => { if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL') })
   const get = async (): Promise<string> => {
     try {
@@ -178,7 +178,7 @@ t.test('node dist/src/server.js with a key set it cannot reach starts, and answe
     JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json`,
     JWT_AUDIENCE: 'https://api.example',
     SHUTDOWN_DRAIN_MS: '0'
-  }, { compiled: true })
+  }, { from: 'build' })
   t.teardown(() => { if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL') })
   await server.printed(/key set: fetch failed, could not connect/)
   t.equal((await fetch(`${server.address}/ready`)).status, 200, 'ready: readiness is about the catalog')

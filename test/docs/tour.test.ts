@@ -69,7 +69,7 @@ t.test('the README tour runs as written and shows what it promises', async (t) =
   t.ok(steps.filter((step) => step.expected !== null).length >= 5, 'and shows what most of them print')
   const serverUrl = await privateCluster(t, 'test-docs-tour', 11)
   const catalogUrl = databaseUrl(serverUrl, 'catalog')
-  const server = await startServerProcess({ DATABASE_URL: catalogUrl })
+  const server = await startServerProcess({ DATABASE_URL: catalogUrl }, { from: 'tsx' })
   t.teardown(server.stop)
 
   const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: catalogUrl, ENV_FILE: '/dev/null', API: server.address }

@@ -15,6 +15,7 @@ import { RollbackRefused } from '../../src/fleet/migrate-plan.js'
 import { hasFailures, migrateSchools, type MigrateOptions } from '../../src/fleet/migrate-schools.js'
 import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
 import { appMigrations, MIGRATION_TRY_LOCK_SQL } from '../../src/postgres/migrations.js'
+import { compiled } from '../helpers/compiled.js'
 import { testCatalog, withDatabase } from '../helpers/databases.js'
 import { BASE, baselineMigrations } from '../helpers/migration-copies.js'
 import { privateCluster } from '../helpers/private-cluster.js'
@@ -179,7 +180,7 @@ t.test('a run killed before it finished leaves its unfinished schools recorded f
   t.teardown(async () => { await holder.destroy() })
   t.same((await holder.raw<{ rows: Array<{ locked: boolean }> }>(MIGRATION_TRY_LOCK_SQL)).rows, [{ locked: true }])
 
-  const child = spawnTsx('scripts/migrate.ts', ['--concurrency', '1', '--no-template'], { env: dbs.env })
+  const child = spawnTsx(compiled('scripts/migrate.ts'), ['--concurrency', '1', '--no-template'], { env: dbs.env })
   const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
   child.stdout.resume()
   child.stderr.resume()

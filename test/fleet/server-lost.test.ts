@@ -17,6 +17,7 @@ import { hasFailures, migrateSchools, type MigrateOptions } from '../../src/flee
 import { databaseUrl } from '../../src/postgres/connection.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { appMigrations, DirectoryMigrationSource, MIGRATION_TRY_LOCK_SQL } from '../../src/postgres/migrations.js'
+import { compiled } from '../helpers/compiled.js'
 import { testCatalog, withDatabase, type TestDatabases } from '../helpers/databases.js'
 import { privateCluster, privateClusterConfig } from '../helpers/private-cluster.js'
 import { runScript } from '../helpers/run.js'
@@ -106,7 +107,7 @@ t.test('a server stopped mid-run: its schools fail naming it, the others are mig
   const holder = await lockHolder(eastUrl, dbs.databaseName('e1'), MIGRATION_TRY_LOCK_SQL)
   t.teardown(async () => { await holder.end().catch(() => {}) })
 
-  const child = spawnTsx('scripts/migrate.ts', ['--concurrency', '1', '--no-template', '--no-seed'], { env })
+  const child = spawnTsx(compiled('scripts/migrate.ts'), ['--concurrency', '1', '--no-template', '--no-seed'], { env })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
