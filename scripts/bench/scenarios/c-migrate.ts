@@ -4,6 +4,7 @@ import { runTsx } from '../../../src/cli/tsx-child.js'
 import { projectRoot } from '../../../src/config.js'
 import { formatTable } from '../../../src/fleet/table.js'
 import { databaseUrl } from '../../../src/postgres/connection.js'
+import { appMigrations } from '../../../src/postgres/migrations.js'
 import type { Bench } from '../context.js'
 import { createFloor, type CreateFloor } from '../create-floor.js'
 import { catalogWithSchools, runMigrate, type MigrateRun } from '../fleet.js'
@@ -93,18 +94,20 @@ const ROLLOUT_MIGRATION = '20991231000000_bench_add_allergens'
  * The app's migrations, copied, plus one more that adds a column: rolled
  * out over the whole fleet, then rolled back, so the fleet (and each
  * server's template) ends where it began. database/app_migrations is never
- * touched; the bench's own entry point runs migrate on the copy.
- * `rolledOut` reads what it needs of the rollout before the rollback.
+ * touched; the bench's own entry point runs migrate on the copy. The copy
+ * is of the migrations this code runs (TypeScript, or compiled ones when
+ * the bench runs compiled), and the added one is plain JavaScript, which
+ * both load. `rolledOut` reads what it needs of the rollout before the
+ * rollback.
  */
 async function rolloutAndBack (bench: Bench, rolledOut: (up: MigrateRun) => Promise<void>): Promise<{ up: MigrateRun, down: MigrateRun, peaks: number[] }> {
   const directory = path.join(projectRoot, '.data/bench-migrations')
   fs.rmSync(directory, { recursive: true, force: true })
-  fs.cpSync(path.join(projectRoot, 'database/app_migrations'), directory, { recursive: true })
-  fs.writeFileSync(path.join(directory, `${ROLLOUT_MIGRATION}.ts`), `import type { Knex } from 'knex'
-export async function up (knex: Knex): Promise<void> {
+  fs.cpSync(appMigrations.directory, directory, { recursive: true })
+  fs.writeFileSync(path.join(directory, `${ROLLOUT_MIGRATION}.js`), `export async function up (knex) {
   await knex.schema.alterTable('lunch_day', (table) => { table.text('allergens') })
 }
-export async function down (knex: Knex): Promise<void> {
+export async function down (knex) {
   await knex.schema.alterTable('lunch_day', (table) => { table.dropColumn('allergens') })
 }
 `)
