@@ -1,5 +1,4 @@
 import type { Knex } from 'knex'
-import { LRUCache } from 'lru-cache'
 import { TenantPoolsExhausted } from '../errors.js'
 import { knexOverPool } from '../postgres/connection.js'
 import { concurrencyLimit } from './concurrency-limit.js'
@@ -145,8 +144,11 @@ interface ServerState {
 }
 
 class SchoolPools implements TenantPools {
-  // The budget, not the cache, bounds what is open; the LRU only orders.
-  private readonly live = new LRUCache<string, Entry>({ max: 1_000_000 })
+  // The budget bounds what is open; this only orders, least recently used
+  // first (a use moves the school to the end). A Map, not an LRUCache: that
+  // one allocates arrays of its whole max up front and wipes them whenever
+  // it empties, 24 MB and a few ms each time at a max that never binds.
+  private readonly live = new Map<string, Entry>()
   private readonly retiring = new Set<Entry>()
   private readonly creating = new Map<string, Creation>()
   private readonly servers = new Map<string, ServerState>()
@@ -166,6 +168,8 @@ class SchoolPools implements TenantPools {
     this._age(target.server)
     const existing = this.live.get(target.key)
     if (existing !== undefined) {
+      this.live.delete(target.key)
+      this.live.set(target.key, existing)
       this.totals.hits++
       existing.uses++
       existing.leases++
@@ -189,7 +193,7 @@ class SchoolPools implements TenantPools {
   }
 
   drop (key: string): void {
-    const entry = this.live.peek(key)
+    const entry = this.live.get(key)
     if (entry !== undefined) this._retire(entry)
   }
 
@@ -221,7 +225,7 @@ class SchoolPools implements TenantPools {
   }
 
   private _liveEntries (): Entry[] {
-    return [...this.live.values()].filter((entry): entry is Entry => entry !== undefined)
+    return [...this.live.values()]
   }
 
   /**
@@ -239,11 +243,11 @@ class SchoolPools implements TenantPools {
     return closing
   }
 
-  /** An extra connection of an idle school, else the last one of the least used; oldest first in rvalues(), so the least recent wins a tie. */
+  /** An extra connection of an idle school, else the last one of the least used; least recent first in `live`, so it wins a tie. */
   private _takeFromIdle (server: string): boolean {
     let victim: Entry | undefined
-    for (const entry of this.live.rvalues()) {
-      if (entry === undefined || entry.server !== server || entry.leases > 0 || entry.pool.numFree() === 0) continue
+    for (const entry of this.live.values()) {
+      if (entry.server !== server || entry.leases > 0 || entry.pool.numFree() === 0) continue
       if (entry.pool.size > 1) return entry.pool.closeOneIdle()
       if (victim === undefined || entry.uses < victim.uses) victim = entry
     }
@@ -256,7 +260,7 @@ class SchoolPools implements TenantPools {
   private _retire (entry: Entry): void {
     if (entry.retired) return
     entry.retired = true
-    if (this.live.peek(entry.key) === entry) this.live.delete(entry.key)
+    if (this.live.get(entry.key) === entry) this.live.delete(entry.key)
     this.retiring.add(entry)
     if (entry.leases === 0) this._closeEntry(entry)
   }
