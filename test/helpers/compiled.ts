@@ -17,8 +17,12 @@ import { testCluster } from './cluster.js'
 // The bench's scenario A borrows the test JWKS server from test/helpers.
 const SOURCES = ['src', 'scripts', 'database', 'test/helpers']
 
-/** Beside the suite's cluster, so that two suites with their own clusters have their own copies. */
-export const compiledDir = `${testCluster.dataDir}-js`
+/**
+ * Named after the suite's cluster, so that two suites with their own
+ * clusters have their own copies; inside the checkout wherever the
+ * cluster is (TEST_PG_DIR), so that the copy finds node_modules.
+ */
+export const compiledDir = path.join(projectRoot, '.data', `${path.basename(testCluster.dataDir)}-js`)
 
 /**
  * Transpiles every .ts file of SOURCES, with tsconfig.json's options, into
