@@ -6,12 +6,13 @@ import { testCluster } from './cluster.js'
 
 /*
  * The commands and servers tests start run from a plain-JS copy of src/,
- * scripts/, database/ and test/helpers/, written once by the suite's before-script. Under
- * tsx every Node process pays its loader, about 1.5 s of CPU more than the
- * same code compiled, and the suite starts some 150 of them. What tsx itself
- * does is still tested: every test file runs under it, and the README's
- * tour starts the service with `npm start`; test/build.test.ts checks the
- * compiled output of `npm run build` against the TypeScript.
+ * scripts/, database/ and test/helpers/, written once by the suite's
+ * before-script. Under tsx every Node process pays its loader, about 1.5 s
+ * of CPU more than the same code compiled, and the suite starts some 150 of
+ * them. tsx is still tested: every test file runs under it, and so do the
+ * server and the npm commands of the README tour (test/docs/tour.test.ts);
+ * test/build.test.ts checks the compiled output of `npm run build` against
+ * the TypeScript.
  */
 
 // The bench's scenario A borrows the test JWKS server from test/helpers.
