@@ -1,12 +1,12 @@
 // Run before the suite (npm's pretest), as plain JavaScript so that it
 // costs half a second. tap compiles the plugins of its test class ahead of
-// time. A fresh install holds the default set, @tapjs/typescript among
-// them; package.json drops that one, since tsx runs our TypeScript. tap
-// notices the difference and rebuilds, but only once the run has started
-// with the old set's loaders: every test file of that first run also loads
-// ts-node's, which cost the suite about 216 s of CPU (docs/testing.md).
-// Building first when the two differ gives the first run the same start as
-// the next ones.
+// time, and a fresh install holds the default set; package.json drops two
+// of them (docs/testing.md says which and why). tap notices the difference
+// and rebuilds, but only once the run has started with the old set's
+// loaders, so every test file of the first run after an install would
+// load them all the same, ts-node's among them. Building first when the
+// two differ gives that run the start of the next ones. The two modules
+// read here are tap's own (its config and its built test class).
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
