@@ -38,11 +38,8 @@ export async function openDatabaseServers (count: number, schools: number, { pro
   }
   // What an earlier run left running, whatever its number of servers.
   for (let k = 1; k <= BENCH_SERVERS_MAX; k++) await stopEmbeddedPostgres(dataDirOf(k))
-  const removing = removalsUnderWay()
-  if (removing > 0) {
-    say(`An earlier run's data is still being removed (${removing} folder(s)). Some file systems create files slowly for minutes after many ` +
-      'were deleted (ext4 without a journal checks recently freed inodes), and a school database is 300 files: C\'s creation times suffer meanwhile.')
-  }
+  const note = fileSystemNote(removalsUnderWay(), secondsSinceRemoval())
+  if (note !== null) say(note)
   for (let k = 1; k <= BENCH_SERVERS_MAX; k++) removeInBackground(dataDirOf(k))
   // Room for E's first curve, a connection per active school, beside the
   // rest; G's round-robin gives every school one in each API process.
@@ -78,6 +75,37 @@ function removalsUnderWay (): number {
   return fs.readdirSync(parent).filter((name) => name.startsWith(`${path.basename(benchDataDir())}`) && name.includes('.removing-')).length
 }
 
+/** How long ext4 without a journal may pass over an inode freed earlier (fs/ext4/ialloc.c). */
+const INODE_REUSE_WINDOW_S = 300
+
+/**
+ * Why C's creation times may suffer right now, or null. ext4 without a
+ * journal does not reuse an inode freed in the last 60 s, or 300 s while
+ * its inode table block is unwritten, and skips such inodes one by one
+ * whenever it creates a file; a school database is 300 files. Both the
+ * removal and the window after it are this machine's, not migrate's.
+ */
+export function fileSystemNote (removing: number, secondsSinceRemoval: number | null): string | null {
+  const why = 'ext4 without a journal creates files slowly after many were deleted (it skips recently freed inodes one by one), ' +
+    'and a school database is 300 files'
+  if (removing > 0) return `An earlier run's data is still being removed (${removing} folder(s)). ${why}: C's creation times suffer meanwhile.`
+  if (secondsSinceRemoval !== null && secondsSinceRemoval < INODE_REUSE_WINDOW_S) {
+    return `An earlier run's data was removed ${Math.round(secondsSinceRemoval)} s ago. ${why}, for up to ${INODE_REUSE_WINDOW_S} s after: ` +
+      'C\'s creation times may suffer until then.'
+  }
+  return null
+}
+
+/** Touched by the detached remover once it is done. */
+function removedMarker (): string {
+  return `${benchDataDir()}.removed`
+}
+
+function secondsSinceRemoval (): number | null {
+  const marker = removedMarker()
+  return fs.existsSync(marker) ? (Date.now() - fs.statSync(marker).mtimeMs) / 1000 : null
+}
+
 /** BENCH_PG_PORT, so that two checkouts can run the bench side by side. */
 function embeddedPort (): number {
   return readSettings(process.env, (read) => read.integer(settings.BENCH_PG_PORT))
@@ -88,7 +116,7 @@ function embeddedPort (): number {
  * and removing it takes minutes of disk time. It is renamed at once (so a
  * new run can start clean) and deleted by a detached process that outlives us.
  */
-function removeInBackground (folder: string): void {
+export function removeInBackground (folder: string): void {
   // Also what an earlier run left half removed (say, the machine stopped).
   const parent = path.dirname(folder)
   const leftovers = fs.existsSync(parent)
@@ -101,6 +129,7 @@ function removeInBackground (folder: string): void {
     doomed.push(trash)
   }
   if (doomed.length === 0) return
-  const script = `for (const f of ${JSON.stringify(doomed)}) require('node:fs').rmSync(f, { recursive: true, force: true })`
+  const script = `const fs = require('node:fs'); for (const f of ${JSON.stringify(doomed)}) fs.rmSync(f, { recursive: true, force: true }); ` +
+    `fs.writeFileSync(${JSON.stringify(removedMarker())}, new Date().toISOString())`
   spawn(process.execPath, ['-e', script], { detached: true, stdio: 'ignore' }).unref()
 }

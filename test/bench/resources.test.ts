@@ -1,4 +1,7 @@
+import fs from 'node:fs'
+import path from 'node:path'
 import t from 'tap'
+import { fileSystemNote, removeInBackground } from '../../scripts/bench/database-server.js'
 import type { BenchOptions } from '../../scripts/bench/options.js'
 import { diskRefusal, estimateNeeds, SCHOOL_DATABASE_MB } from '../../scripts/bench/resources.js'
 
@@ -23,4 +26,28 @@ t.test('a run the disk cannot hold is refused with one line naming both sizes', 
   const line = diskRefusal(needs, 30_000, '.data/bench-postgres')
   t.match(line, /^Refusing to start: this run needs about 46\.8 GB of disk for \.data\/bench-postgres, and only 30\.0 GB is free there/)
   t.notMatch(line, /\n/)
+})
+
+t.test('the bench says when the file system is still paying for an earlier run\'s removal', async (t) => {
+  t.match(fileSystemNote(2, null), /^An earlier run's data is still being removed \(2 folder\(s\)\)\. ext4 without a journal .*: C's creation times suffer meanwhile\.$/)
+  t.match(fileSystemNote(0, 42.4), /^An earlier run's data was removed 42 s ago\. .*for up to 300 s after: C's creation times may suffer until then\.$/)
+  t.equal(fileSystemNote(0, 300), null, 'not once the window has passed')
+  t.equal(fileSystemNote(0, null), null, 'nor when nothing was ever removed')
+})
+
+t.test('the detached remover deletes the folder and then marks when it finished', async (t) => {
+  const parent = t.testdir({ bench: { base: { 1: { 'a-file': 'x' } } } })
+  const saved = process.env.BENCH_PG_DIR
+  process.env.BENCH_PG_DIR = path.join(parent, 'bench')
+  t.teardown(() => { if (saved === undefined) delete process.env.BENCH_PG_DIR; else process.env.BENCH_PG_DIR = saved })
+  const before = Date.now()
+  removeInBackground(path.join(parent, 'bench'))
+  t.notOk(fs.existsSync(path.join(parent, 'bench')), 'renamed away at once')
+  const marker = path.join(parent, 'bench.removed')
+  // The remover is a detached process of its own: its marker is all there is to wait for.
+  const deadline = Date.now() + 30_000
+  while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.ok(fs.existsSync(marker), 'the marker is written')
+  t.same(fs.readdirSync(parent).filter((name) => name.includes('.removing-')), [], 'after the renamed folder is gone')
+  t.ok(fs.statSync(marker).mtimeMs >= before - 1000, 'and dates from this removal')
 })
