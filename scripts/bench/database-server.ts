@@ -86,12 +86,14 @@ const INODE_REUSE_WINDOW_S = 300
  * removal and the window after it are this machine's, not migrate's.
  */
 export function fileSystemNote (removing: number, secondsSinceRemoval: number | null): string | null {
-  const why = 'ext4 without a journal creates files slowly after many were deleted (it skips recently freed inodes one by one), ' +
-    'and a school database is 300 files'
-  if (removing > 0) return `An earlier run's data is still being removed (${removing} folder(s)). ${why}: C's creation times suffer meanwhile.`
+  const why = '(it skips recently freed inodes one by one), and a school database is 300 files'
+  if (removing > 0) {
+    return `An earlier run's data is still being removed (${removing} folder(s)). ext4 without a journal creates files slowly while many ` +
+      `are deleted and for up to ${INODE_REUSE_WINDOW_S} s after ${why}: C's creation times suffer meanwhile.`
+  }
   if (secondsSinceRemoval !== null && secondsSinceRemoval < INODE_REUSE_WINDOW_S) {
-    return `An earlier run's data was removed ${Math.round(secondsSinceRemoval)} s ago. ${why}, for up to ${INODE_REUSE_WINDOW_S} s after: ` +
-      'C\'s creation times may suffer until then.'
+    return `An earlier run's data was removed ${Math.round(secondsSinceRemoval)} s ago. ext4 without a journal creates files slowly for up to ` +
+      `${INODE_REUSE_WINDOW_S} s after many were deleted ${why}: C's creation times may suffer until then.`
   }
   return null
 }
