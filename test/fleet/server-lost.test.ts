@@ -52,18 +52,22 @@ async function waitingOnLock (serverUrl: string, database: string): Promise<numb
   })
 }
 
-/** The postmaster of east and every process it started, postmaster first so that it forks no more. */
-function eastProcesses (): number[] {
-  const postmaster = Number(fs.readFileSync(path.join(eastCluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
-  const children = fs.readdirSync(`/proc/${postmaster}/task`).flatMap((task) =>
-    fs.readFileSync(`/proc/${postmaster}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter((pid) => pid !== '').map(Number))
-  return [postmaster, ...children]
+function eastPostmaster (): number {
+  return Number(fs.readFileSync(path.join(eastCluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
+}
+
+/** Every process the postmaster started that is still there. */
+function childrenOf (pid: number): number[] {
+  return fs.readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+    fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter((child) => child !== '').map(Number))
 }
 
 /**
  * Freezes every process of east until `fn` is done: open connections then
- * never answer, and new ones hang. They are thawed in a finally, and on
- * exit too, should a timeout end this process while they are frozen.
+ * never answer, and new ones hang. The postmaster goes first, so that it
+ * forks no more while its children are listed; a backend that ends before
+ * its turn needs no freezing. They are thawed in a finally, and on exit
+ * too, should a timeout end this process while they are frozen.
  */
 async function whileEastIsFrozen<T> (fn: () => Promise<T>): Promise<T> {
   const frozen: number[] = []
@@ -74,9 +78,16 @@ async function whileEastIsFrozen<T> (fn: () => Promise<T>): Promise<T> {
   }
   process.once('exit', thaw)
   try {
-    for (const pid of eastProcesses()) {
-      process.kill(pid, 'SIGSTOP')
-      frozen.push(pid)
+    const postmaster = eastPostmaster()
+    process.kill(postmaster, 'SIGSTOP')
+    frozen.push(postmaster)
+    for (const pid of childrenOf(postmaster)) {
+      try {
+        process.kill(pid, 'SIGSTOP')
+        frozen.push(pid)
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
+      }
     }
     return await fn()
   } finally {
