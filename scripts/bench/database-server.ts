@@ -104,8 +104,8 @@ function removedMarker (): string {
 }
 
 function secondsSinceRemoval (): number | null {
-  const marker = removedMarker()
-  return fs.existsSync(marker) ? (Date.now() - fs.statSync(marker).mtimeMs) / 1000 : null
+  const marker = fs.statSync(removedMarker(), { throwIfNoEntry: false })
+  return marker === undefined ? null : (Date.now() - marker.mtimeMs) / 1000
 }
 
 /** BENCH_PG_PORT, so that two checkouts can run the bench side by side. */

@@ -56,7 +56,7 @@ function eastPostmaster (): number {
   return Number(fs.readFileSync(path.join(eastCluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
 }
 
-/** Every process the postmaster started that is still there. */
+/** The processes `pid` started that are still there. */
 function childrenOf (pid: number): number[] {
   return fs.readdirSync(`/proc/${pid}/task`).flatMap((task) =>
     fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter((child) => child !== '').map(Number))
