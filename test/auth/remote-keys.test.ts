@@ -3,6 +3,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import t, { type Test } from 'tap'
+import { freePort } from '../../scripts/deploy/daemons.js'
 import { createRemoteKeys, type RemoteKeys } from '../../src/auth/remote-keys.js'
 import type { JwksAlgorithm } from '../../src/config.js'
 import { generateSigningKey, startJwksServer, type JwksServer, type SigningKey } from '../helpers/jwks-server.js'
@@ -221,11 +222,3 @@ t.test('an answer larger than a key set is refused unread', async (t) => {
   await keys.refresh()
   t.match(logs, [{ level: 'error', msg: /answered more than 262144 bytes/ }])
 })
-
-async function freePort (): Promise<number> {
-  const server = http.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => { resolve() }))
-  return port
-}
