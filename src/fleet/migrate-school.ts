@@ -6,9 +6,11 @@ import {
   completedMigrations, latestCompletedMigration, pendingMigrations, runMigrations, withMigrationLock, type DirectoryMigrationSource
 } from '../postgres/migrations.js'
 import {
-  ensureSchoolRole, grantTableAccess, restrictDatabase, schoolRoleName, schoolRolePassword, schoolRoleUrl, type RoleOutcome
+  ensureSchoolRole, grantTableAccess, restrictDatabase, restrictDatabaseSql, schoolRoleName, schoolRolePassword, schoolRoleUrl,
+  tableAccessSql, type RoleOutcome
 } from '../postgres/roles.js'
 import { schoolRollback, type PlanAction, type PlanContext, type RollbackPlan, type SchoolPlan, type ServerView } from './migrate-plan.js'
+import { migrateInOneTransaction } from './one-transaction.js'
 import { runSchoolSeeds, SeedFailed, type SeedSource } from './seeds.js'
 import type { ServerWatch } from './server-watch.js'
 import { cloneFromTemplate, provisionClone } from './template.js'
@@ -184,7 +186,9 @@ const HANDLERS: Record<Exclude<PlanAction, 'skip' | 'refuse'>, Handler> = {
     await migrateUp(job)
   },
 
-  migrate: async (job) => { await migrateUp(job) },
+  async migrate (job) {
+    if (!await migrateQuickly(job)) await migrateUp(job)
+  },
 
   async rollback (job) {
     const rollback = job.rollback
@@ -212,6 +216,26 @@ async function seed (job: SchoolJob): Promise<void> {
     await db.destroy()
   }
   await run.seedRecords.setSeeding(school.id, 'done')
+}
+
+/**
+ * A school recorded at an older migration, with its role in place and set
+ * with this run's secret: its pending migrations in one transaction
+ * (one-transaction.ts). False when the general path must do it.
+ */
+async function migrateQuickly (job: SchoolJob): Promise<boolean> {
+  const { school, run, outcome } = job
+  if (run.plan.verify || school.lastError !== null || school.migration === null) return false
+  if (!job.server.roles.has(job.role) || school.roleKeyId !== run.plan.keyId) return false
+  const known = await run.source.names()
+  const at = known.indexOf(school.migration)
+  if (at === -1 || at === known.length - 1) return false
+  const pending = known.slice(at + 1)
+  const grants = [...restrictDatabaseSql(school.databaseName, job.role), ...tableAccessSql(job.role)]
+  if (!await migrateInOneTransaction(job.db, run.source, { done: known.slice(0, at + 1), pending, grants })) return false
+  outcome.migrations = pending
+  await job.record(known.at(-1) ?? null)
+  return true
 }
 
 async function migrateUp (job: SchoolJob): Promise<void> {

@@ -11,6 +11,8 @@ export interface MigrationCopies {
   source: DirectoryMigrationSource
   /** Adds a migration `name` that adds a column `allergens` to lunch_day (and drops it on the way down). */
   addAllergens: (name: string) => void
+  /** Writes a migration `name` with this TypeScript source. */
+  write: (name: string, source: string) => void
   remove: (name: string) => void
 }
 
@@ -37,6 +39,7 @@ export async function down (knex: Knex): Promise<void> {
 }
 `)
     },
+    write: (name, source) => { fs.writeFileSync(path.join(dir, `${name}.ts`), source) },
     remove: (name) => { fs.rmSync(path.join(dir, `${name}.ts`)) }
   }
 }

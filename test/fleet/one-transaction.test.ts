@@ -1,0 +1,124 @@
+// A rollout's quick path (src/fleet/one-transaction.ts): a school exactly
+// where the catalog says gets its pending migrations, their history rows
+// and its grants in one transaction; anything unusual goes to knex's
+// migrator with nothing changed. Schools `onetx_*` on the suite's server.
+import t from 'tap'
+import type { Knex } from 'knex'
+import { schoolsRepository } from '../../src/catalog/schools.js'
+import { DEVELOPMENT_ROLE_SECRET } from '../../src/config.js'
+import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
+import { migrateInOneTransaction } from '../../src/fleet/one-transaction.js'
+import { createKnex } from '../../src/postgres/connection.js'
+import { restrictDatabaseSql, schoolRoleName, schoolRoleUrl, tableAccessSql } from '../../src/postgres/roles.js'
+import { testCatalog, withDatabase } from '../helpers/databases.js'
+import { BASE, baselineMigrations } from '../helpers/migration-copies.js'
+
+const migrations = baselineMigrations(t, 'test-one-transaction-migrations')
+const { source } = migrations
+const { dbs, catalog } = await testCatalog(t, 'onetx', ['elm', 'oak', 'fir', 'ash'])
+const run = async (slugs?: string[]): Promise<Awaited<ReturnType<typeof migrateSchools>>> =>
+  await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, ...(slugs === undefined ? {} : { only: slugs }) })
+
+const onSchool = async <T>(slug: string, fn: (db: Knex) => Promise<T>): Promise<T> => await withDatabase(dbs.serverUrl, dbs.databaseName(slug), fn)
+const history = async (slug: string): Promise<Array<{ name: string, batch: number }>> =>
+  await onSchool(slug, async (db) => await db('knex_migrations').select('name', 'batch').orderBy('id') as Array<{ name: string, batch: number }>)
+const tables = async (slug: string): Promise<string[]> => await onSchool(slug, async (db) =>
+  (await db.raw<{ rows: Array<{ name: string }> }>("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).rows.map((r) => r.name))
+const recorded = async (slug: string): Promise<string | null> =>
+  (await schoolsRepository(catalog).listWithStatus({ slugs: [slug] }))[0]?.migration ?? null
+
+/** A migration that creates table `name`, school data the role must reach, and drops it on the way down. */
+const createTable = (name: string): string => `import type { Knex } from 'knex'
+export async function up (knex: Knex): Promise<void> {
+  await knex.schema.createTable('${name}', (table) => { table.increments('id'); table.text('body') })
+}
+export async function down (knex: Knex): Promise<void> {
+  await knex.schema.dropTable('${name}')
+}
+`
+
+t.notOk(hasFailures(await run()), 'the schools start at the baseline')
+
+t.test('two new migrations reach every school in one batch, and the role may use the new table', async (t) => {
+  const added = ['20261210000000_add_allergens', '20261210000001_lunch_note']
+  migrations.addAllergens(added[0]!)
+  migrations.write(added[1]!, createTable('lunch_note'))
+  const report = await run(['elm', 'oak'])
+  t.notOk(hasFailures(report))
+  t.same(report.schools.map((s) => [s.slug, s.migrations, s.role, s.error]), [['elm', added, 'existed', null], ['oak', added, 'existed', null]],
+    'each school lists both, in order')
+  for (const slug of ['elm', 'oak']) {
+    t.same(await history(slug), [{ name: BASE, batch: 1 }, ...added.map((name) => ({ name, batch: 2 }))], `${slug}: one new batch for both, as knex records a run`)
+    t.equal(await recorded(slug), added[1], `${slug}: the catalog records the newest`)
+  }
+  const db = createKnex(schoolRoleUrl(dbs.serverUrl, dbs.databaseName('oak'), DEVELOPMENT_ROLE_SECRET), { max: 1 })
+  try {
+    await db('lunch_note').insert({ body: 'no nuts this week' })
+    t.same(await db('lunch_note').select('body'), [{ body: 'no nuts this week' }], "oak's role writes and reads the table the rollout added")
+    t.same(await db('lunch_day').select('allergens').limit(1), [], 'and the new column')
+  } finally {
+    await db.destroy()
+  }
+})
+
+t.test('anything unusual is left to the general path, with nothing changed', async (t) => {
+  // fir and ash are still at the baseline; the two migrations above are pending for them.
+  const names = await source.names()
+  const pending = names.slice(1)
+  const work = (slug: string, done = [BASE]): Parameters<typeof migrateInOneTransaction>[2] => {
+    const database = dbs.databaseName(slug)
+    const role = schoolRoleName(database)
+    return { done, pending, grants: [...restrictDatabaseSql(database, role), ...tableAccessSql(role)] }
+  }
+  const untouched = async (slug: string, what: string): Promise<void> => {
+    t.same(await history(slug), [{ name: BASE, batch: 1 }], `${what}: the history is as it was`)
+    t.same(await tables(slug), ['knex_migrations', 'knex_migrations_lock', 'lunch_day', 'lunch_week'], `${what}: no table was added`)
+  }
+
+  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, work('fir', [BASE, '20261201000000_elsewhere']))), false,
+    'a history other than the expected one')
+  await untouched('fir', 'other history')
+
+  await onSchool('fir', async (db) => await db('knex_migrations_lock').update({ is_locked: 1 }))
+  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, work('fir'))), false, "knex's lock row set")
+  await untouched('fir', 'lock row set')
+  await onSchool('fir', async (db) => await db('knex_migrations_lock').update({ is_locked: 0 }))
+
+  migrations.write('20261210000002_fails', `export async function up (knex: unknown): Promise<void> {
+  await (knex as { schema: { createTable: (name: string, fn: () => void) => Promise<void> } }).schema.createTable('half_done', () => {})
+  throw new Error('this migration fails after its first statement')
+}
+`)
+  const failing = { ...work('fir'), pending: [...pending, '20261210000002_fails'] }
+  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, failing)), false, 'a migration that throws')
+  await untouched('fir', 'a failed migration')
+  migrations.remove('20261210000002_fails')
+
+  migrations.write('20261210000003_outside', `export const config = { transaction: false }
+export async function up (): Promise<void> {}
+export async function down (): Promise<void> {}
+`)
+  const outside = { ...work('fir'), pending: [...pending, '20261210000003_outside'] }
+  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, outside)), false,
+    'a migration that asks to run outside a transaction')
+  await untouched('fir', 'outside a transaction')
+
+  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, { ...work('fir'), pending: ['20261299000000_no_such_file'] })), false,
+    'a migration the source does not have')
+  await untouched('fir', 'no such file')
+
+  // The general path then migrates it as usual: the outside-a-transaction migration included.
+  const report = await run(['fir'])
+  t.same(report.schools.map((s) => [s.slug, s.migrations, s.error]), [['fir', [...pending, '20261210000003_outside'], null]], 'the run then migrates fir')
+  t.equal(await recorded('fir'), '20261210000003_outside')
+  migrations.remove('20261210000003_outside')
+})
+
+t.test('a school whose history differs from the catalog is reported by the general path, as before', async (t) => {
+  // ash's database holds a migration this release does not know (a newer release ran there).
+  await onSchool('ash', async (db) => await db('knex_migrations').insert({ name: '20261205000000_from_a_newer_release', batch: 2, migration_time: new Date() }))
+  const report = await run(['ash'])
+  t.match(report.schools, [{ slug: 'ash', migrations: [], error: /migration directory is corrupt.*20261205000000_from_a_newer_release/ }],
+    "knex's own refusal names the unknown migration")
+  t.same(await tables('ash'), ['knex_migrations', 'knex_migrations_lock', 'lunch_day', 'lunch_week'], 'nothing was applied')
+})
