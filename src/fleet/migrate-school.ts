@@ -10,7 +10,7 @@ import {
   tableAccessSql, type RoleOutcome
 } from '../postgres/roles.js'
 import { schoolRollback, type PlanAction, type PlanContext, type RollbackPlan, type SchoolPlan, type ServerView } from './migrate-plan.js'
-import { migrateInOneTransaction } from './one-transaction.js'
+import { migrateInOneTransaction, type StepOf } from './one-transaction.js'
 import { runSchoolSeeds, SeedFailed, type SeedSource } from './seeds.js'
 import type { ServerWatch } from './server-watch.js'
 import { cloneFromTemplate, provisionClone } from './template.js'
@@ -187,11 +187,13 @@ const HANDLERS: Record<Exclude<PlanAction, 'skip' | 'refuse'>, Handler> = {
   },
 
   async migrate (job) {
-    if (!await migrateQuickly(job)) await migrateUp(job)
+    if (!await quickly(job, await rolloutStep(job))) await migrateUp(job)
   },
 
   async rollback (job) {
     const rollback = job.rollback
+    // Undoing the baseline drops the tables: that stays with the general path, one migration at a time.
+    if (rollback.target !== null && await quickly(job, (history) => ({ direction: 'down', names: schoolRollback(history, rollback) }))) return
     await underLock(job, async (db) => {
       // One migration at a time, each in its own transaction, so the history
       // always says what is undone; a failure stops at the failing one.
@@ -219,23 +221,36 @@ async function seed (job: SchoolJob): Promise<void> {
 }
 
 /**
- * A school recorded at an older migration, with its role in place and set
- * with this run's secret: its pending migrations in one transaction
- * (one-transaction.ts). False when the general path must do it.
+ * A school with its role in place and set with this run's secret: its step
+ * in one transaction (one-transaction.ts). False, having changed nothing,
+ * when the general path must do it.
  */
-async function migrateQuickly (job: SchoolJob): Promise<boolean> {
+async function quickly (job: SchoolJob, stepOf: StepOf | null): Promise<boolean> {
   const { school, run, outcome } = job
-  if (run.plan.verify || school.lastError !== null || school.migration === null) return false
-  if (!job.server.roles.has(job.role) || school.roleKeyId !== run.plan.keyId) return false
+  if (stepOf === null || !job.server.roles.has(job.role) || school.roleKeyId !== run.plan.keyId) return false
+  const grants = [...restrictDatabaseSql(school.databaseName, job.role), ...tableAccessSql(job.role)]
+  const done = await migrateInOneTransaction(job.db, run.source, stepOf, grants)
+  if (done === null) return false
+  outcome.migrations = done.names
+  await job.record(done.latest)
+  return true
+}
+
+/**
+ * A rollout's step for a school the catalog records at an older migration,
+ * with no failure since: its history must be exactly the migrations up to
+ * that one. Null when the record cannot be trusted that far.
+ */
+async function rolloutStep (job: SchoolJob): Promise<StepOf | null> {
+  const { school, run } = job
+  if (run.plan.verify || school.lastError !== null || school.migration === null) return null
   const known = await run.source.names()
   const at = known.indexOf(school.migration)
-  if (at === -1 || at === known.length - 1) return false
-  const pending = known.slice(at + 1)
-  const grants = [...restrictDatabaseSql(school.databaseName, job.role), ...tableAccessSql(job.role)]
-  if (!await migrateInOneTransaction(job.db, run.source, { done: known.slice(0, at + 1), pending, grants })) return false
-  outcome.migrations = pending
-  await job.record(known.at(-1) ?? null)
-  return true
+  if (at === -1 || at === known.length - 1) return null
+  const done = known.slice(0, at + 1)
+  return (history) => history.length === done.length && history.every((name, i) => name === done[i])
+    ? { direction: 'up', names: known.slice(at + 1) }
+    : null
 }
 
 async function migrateUp (job: SchoolJob): Promise<void> {

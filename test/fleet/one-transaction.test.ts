@@ -7,7 +7,7 @@ import type { Knex } from 'knex'
 import { schoolsRepository } from '../../src/catalog/schools.js'
 import { DEVELOPMENT_ROLE_SECRET } from '../../src/config.js'
 import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
-import { migrateInOneTransaction } from '../../src/fleet/one-transaction.js'
+import { migrateInOneTransaction, type StepOf } from '../../src/fleet/one-transaction.js'
 import { createKnex } from '../../src/postgres/connection.js'
 import { restrictDatabaseSql, schoolRoleName, schoolRoleUrl, tableAccessSql } from '../../src/postgres/roles.js'
 import { testCatalog, withDatabase } from '../helpers/databases.js'
@@ -26,6 +26,12 @@ const tables = async (slug: string): Promise<string[]> => await onSchool(slug, a
   (await db.raw<{ rows: Array<{ name: string }> }>("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).rows.map((r) => r.name))
 const recorded = async (slug: string): Promise<string | null> =>
   (await schoolsRepository(catalog).listWithStatus({ slugs: [slug] }))[0]?.migration ?? null
+
+/** The quick path on one school, with the grants migrate would send. */
+const quick = async (slug: string, stepOf: StepOf): Promise<unknown> => await onSchool(slug, async (db) => {
+  const role = schoolRoleName(dbs.databaseName(slug))
+  return await migrateInOneTransaction(db, source, stepOf, [...restrictDatabaseSql(dbs.databaseName(slug), role), ...tableAccessSql(role)])
+})
 
 /** A migration that creates table `name`, school data the role must reach, and drops it on the way down. */
 const createTable = (name: string): string => `import type { Knex } from 'knex'
@@ -63,24 +69,22 @@ t.test('two new migrations reach every school in one batch, and the role may use
 
 t.test('anything unusual is left to the general path, with nothing changed', async (t) => {
   // fir and ash are still at the baseline; the two migrations above are pending for them.
-  const names = await source.names()
-  const pending = names.slice(1)
-  const work = (slug: string, done = [BASE]): Parameters<typeof migrateInOneTransaction>[2] => {
-    const database = dbs.databaseName(slug)
-    const role = schoolRoleName(database)
-    return { done, pending, grants: [...restrictDatabaseSql(database, role), ...tableAccessSql(role)] }
-  }
+  const pending = (await source.names()).slice(1)
+  const upFrom = (done: string[], names: string[]): StepOf => (history) =>
+    history.join() === done.join() ? { direction: 'up', names } : null
   const untouched = async (slug: string, what: string): Promise<void> => {
     t.same(await history(slug), [{ name: BASE, batch: 1 }], `${what}: the history is as it was`)
     t.same(await tables(slug), ['knex_migrations', 'knex_migrations_lock', 'lunch_day', 'lunch_week'], `${what}: no table was added`)
   }
 
-  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, work('fir', [BASE, '20261201000000_elsewhere']))), false,
-    'a history other than the expected one')
+  t.equal(await quick('fir', upFrom([BASE, '20261201000000_elsewhere'], pending)), null, 'a history other than the expected one')
   await untouched('fir', 'other history')
 
+  t.equal(await quick('fir', () => { throw new Error('refused') }), null, 'a step that refuses the history')
+  await untouched('fir', 'a refusal')
+
   await onSchool('fir', async (db) => await db('knex_migrations_lock').update({ is_locked: 1 }))
-  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, work('fir'))), false, "knex's lock row set")
+  t.equal(await quick('fir', upFrom([BASE], pending)), null, "knex's lock row set")
   await untouched('fir', 'lock row set')
   await onSchool('fir', async (db) => await db('knex_migrations_lock').update({ is_locked: 0 }))
 
@@ -88,9 +92,9 @@ t.test('anything unusual is left to the general path, with nothing changed', asy
   await (knex as { schema: { createTable: (name: string, fn: () => void) => Promise<void> } }).schema.createTable('half_done', () => {})
   throw new Error('this migration fails after its first statement')
 }
+export async function down (): Promise<void> {}
 `)
-  const failing = { ...work('fir'), pending: [...pending, '20261210000002_fails'] }
-  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, failing)), false, 'a migration that throws')
+  t.equal(await quick('fir', upFrom([BASE], [...pending, '20261210000002_fails'])), null, 'a migration that throws')
   await untouched('fir', 'a failed migration')
   migrations.remove('20261210000002_fails')
 
@@ -98,13 +102,10 @@ t.test('anything unusual is left to the general path, with nothing changed', asy
 export async function up (): Promise<void> {}
 export async function down (): Promise<void> {}
 `)
-  const outside = { ...work('fir'), pending: [...pending, '20261210000003_outside'] }
-  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, outside)), false,
-    'a migration that asks to run outside a transaction')
+  t.equal(await quick('fir', upFrom([BASE], [...pending, '20261210000003_outside'])), null, 'a migration that asks to run outside a transaction')
   await untouched('fir', 'outside a transaction')
 
-  t.equal(await onSchool('fir', async (db) => await migrateInOneTransaction(db, source, { ...work('fir'), pending: ['20261299000000_no_such_file'] })), false,
-    'a migration the source does not have')
+  t.equal(await quick('fir', upFrom([BASE], ['20261299000000_no_such_file'])), null, 'a migration the source does not have')
   await untouched('fir', 'no such file')
 
   // The general path then migrates it as usual: the outside-a-transaction migration included.
@@ -112,6 +113,26 @@ export async function down (): Promise<void> {}
   t.same(report.schools.map((s) => [s.slug, s.migrations, s.error]), [['fir', [...pending, '20261210000003_outside'], null]], 'the run then migrates fir')
   t.equal(await recorded('fir'), '20261210000003_outside')
   migrations.remove('20261210000003_outside')
+})
+
+t.test('a rollback takes one transaction too, and never the baseline', async (t) => {
+  // elm and oak are at lunch_note; rolling back goes to add_allergens.
+  t.same(await quick('oak', () => ({ direction: 'down', names: ['20261210000001_lunch_note'] })),
+    { names: ['20261210000001_lunch_note'], latest: '20261210000000_add_allergens' }, 'one school undone by the quick path, saying where it is now')
+  const report = await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, only: ['elm', 'oak'], rollback: {} })
+  t.notOk(hasFailures(report))
+  t.same(report.schools.map((s) => [s.slug, s.migrations]), [['elm', ['20261210000001_lunch_note']], ['oak', []]], 'a run then undoes it where it is still applied')
+  for (const slug of ['elm', 'oak']) {
+    t.same((await history(slug)).map((row) => row.name), [BASE, '20261210000000_add_allergens'], `${slug}: lunch_note's row is gone`)
+    t.notOk((await tables(slug)).includes('lunch_note'), `${slug}: and its table`)
+    t.equal(await recorded(slug), '20261210000000_add_allergens', `${slug}: the catalog records where it is now`)
+  }
+  const again = await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, only: ['elm'], rollback: { to: BASE } })
+  t.same(again.schools.map((s) => [s.slug, s.migrations, s.error]), [['elm', ['20261210000000_add_allergens'], null]], 'back to the baseline')
+  const refused = await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, only: ['elm'], rollback: { to: BASE } })
+  t.same(refused.schools.map((s) => [s.slug, s.migrations, s.error]), [['elm', [], null]], 'again: nothing left to undo above the baseline')
+  t.same((await history('elm')).map((row) => row.name), [BASE], 'elm keeps its baseline')
+  t.ok((await tables('elm')).includes('lunch_day'), 'and its tables')
 })
 
 t.test('a school whose history differs from the catalog is reported by the general path, as before', async (t) => {
