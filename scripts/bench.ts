@@ -25,7 +25,7 @@ import { projectRoot } from '../src/config.js'
 import { fleetSizeOf, prepareBench } from './bench/context.js'
 import { benchDataDir, openDatabaseServers } from './bench/database-server.js'
 import { parseBenchOptions, type BenchOptions } from './bench/options.js'
-import { elapsed, machine, say, writeResult } from './bench/report.js'
+import { elapsed, machine, resultsName, say, writeResult } from './bench/report.js'
 import { SCALE_OUT_PROCESSES } from './bench/scenarios/g-scale-out.js'
 import { diskRefusal, estimateNeeds, freeDiskMB, gb } from './bench/resources.js'
 import { scenarioNames, scenarios } from './bench/scenarios/index.js'
@@ -65,7 +65,7 @@ await runProgram(async () => {
   } finally {
     server.release()
   }
-  const file = writeResult(options.quick ? 'quick.json' : 'latest.json', JSON.stringify(results, null, 2))
+  const file = writeResult(resultsName(options), JSON.stringify(results, null, 2))
   say(`\n${elapsed()} Raw results: ${path.relative(projectRoot, file)}`)
   return 0
 }, { failure: (error) => `Benchmark failed: ${(error as Error).message}` })

@@ -17,7 +17,7 @@ t.test('npm run bench runs scenarios A (overhead) and F (anonymous scan) end to 
   }, { timeoutMs: 170_000 })
   t.equal(result.code, 0, result.stderr)
   interface Phase { scan: { statuses: Record<string, number> } | null }
-  const raw = JSON.parse(fs.readFileSync(path.join(projectRoot, 'scripts/bench/results/quick.json'), 'utf8')) as {
+  const raw = JSON.parse(fs.readFileSync(path.join(projectRoot, 'scripts/bench/results/quick-benchsmoke.json'), 'utf8')) as {
     A?: { summary: Record<string, { rps: number, errors: number }> }
     F?: { rounds: Array<{ alone: Phase, control: Phase, scan: Phase }>, monday: { requests: number, non2xx: number, errors: number } }
   }

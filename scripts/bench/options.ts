@@ -1,5 +1,6 @@
 import { parseCommandLine, UsageError, wholeNumberOption } from '../../src/cli/command-line.js'
 import { BENCH_SERVERS_MAX } from '../../src/settings/tools.js'
+import { DEFAULT_PREFIX } from './report.js'
 
 export const USAGE = `Usage: npm run bench -- [options]
 
@@ -11,7 +12,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --duration S            seconds per load run (default 8)
   --connections N         concurrent HTTP connections (default 10)
   --rounds N              A: rounds of its five cases, interleaved (default 3)
-  --prefix P              name prefix of the bench's databases (default bench)
+  --prefix P              name prefix of the bench's databases (default bench); another
+                          prefix also names the results file: latest-P.json, quick-P.json
   --quick                 tiny sizes, for a smoke run: 20 schools, 2 s runs, 1 round;
                           writes quick.json and growth-quick.svg, leaving latest.json and growth.svg
 
@@ -48,7 +50,7 @@ export function parseBenchOptions (scenarioNames: readonly string[]): BenchOptio
       duration: { type: 'string' },
       connections: { type: 'string', default: '10' },
       rounds: { type: 'string' },
-      prefix: { type: 'string', default: 'bench' },
+      prefix: { type: 'string', default: DEFAULT_PREFIX },
       quick: { type: 'boolean', default: false }
     }
   })

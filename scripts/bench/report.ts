@@ -31,6 +31,18 @@ export function growthChartName (quick: boolean): string {
   return quick ? 'growth-quick.svg' : 'growth.svg'
 }
 
+/**
+ * The raw results' file name: a quick run apart from a full one, and a run
+ * with its own --prefix apart from the others, so two runs at once (the
+ * test suite's) never read each other's results.
+ */
+export function resultsName ({ quick, prefix }: { quick: boolean, prefix: string }): string {
+  const kind = quick ? 'quick' : 'latest'
+  return prefix === DEFAULT_PREFIX ? `${kind}.json` : `${kind}-${prefix}.json`
+}
+
+export const DEFAULT_PREFIX = 'bench'
+
 /** Writes a file under scripts/bench/results/; returns its path. */
 export function writeResult (name: string, content: string): string {
   fs.mkdirSync(RESULTS_DIR, { recursive: true })
