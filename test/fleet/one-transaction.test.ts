@@ -1,7 +1,8 @@
-// A rollout's quick path (src/fleet/one-transaction.ts): a school exactly
-// where the catalog says gets its pending migrations, their history rows
-// and its grants in one transaction; anything unusual goes to knex's
-// migrator with nothing changed. Schools `onetx_*` on the suite's server.
+// The quick path of rollouts and rollbacks (src/fleet/one-transaction.ts):
+// a school exactly where the catalog says gets its migrations, their
+// history rows and its grants in one transaction; anything unusual goes to
+// knex's migrator with nothing changed. Schools `onetx_*` on the suite's
+// server.
 import t from 'tap'
 import type { Knex } from 'knex'
 import { schoolsRepository } from '../../src/catalog/schools.js'
@@ -27,6 +28,14 @@ const tables = async (slug: string): Promise<string[]> => await onSchool(slug, a
 const recorded = async (slug: string): Promise<string | null> =>
   (await schoolsRepository(catalog).listWithStatus({ slugs: [slug] }))[0]?.migration ?? null
 
+/**
+ * The transaction that last wrote knex's lock row. knex's migrator sets and
+ * clears that row on every run; the quick path only reads it, so an
+ * unchanged value after a run shows which path the school took.
+ */
+const lockRowWriter = async (slug: string): Promise<string> => await onSchool(slug, async (db) =>
+  (await db.raw<{ rows: Array<{ xmin: string }> }>('SELECT xmin::text FROM knex_migrations_lock')).rows[0]?.xmin ?? 'no row')
+
 /** The quick path on one school, with the grants migrate would send. */
 const quick = async (slug: string, stepOf: StepOf): Promise<unknown> => await onSchool(slug, async (db) => {
   const role = schoolRoleName(dbs.databaseName(slug))
@@ -49,6 +58,7 @@ t.test('two new migrations reach every school in one batch, and the role may use
   const added = ['20261210000000_add_allergens', '20261210000001_lunch_note']
   migrations.addAllergens(added[0]!)
   migrations.write(added[1]!, createTable('lunch_note'))
+  const writer = await lockRowWriter('elm')
   const report = await run(['elm', 'oak'])
   t.notOk(hasFailures(report))
   t.same(report.schools.map((s) => [s.slug, s.migrations, s.role, s.error]), [['elm', added, 'existed', null], ['oak', added, 'existed', null]],
@@ -57,6 +67,7 @@ t.test('two new migrations reach every school in one batch, and the role may use
     t.same(await history(slug), [{ name: BASE, batch: 1 }, ...added.map((name) => ({ name, batch: 2 }))], `${slug}: one new batch for both, as knex records a run`)
     t.equal(await recorded(slug), added[1], `${slug}: the catalog records the newest`)
   }
+  t.equal(await lockRowWriter('elm'), writer, "knex's migrator did not run: the quick path did it")
   const db = createKnex(schoolRoleUrl(dbs.serverUrl, dbs.databaseName('oak'), DEVELOPMENT_ROLE_SECRET), { max: 1 })
   try {
     await db('lunch_note').insert({ body: 'no nuts this week' })
@@ -109,7 +120,9 @@ export async function down (): Promise<void> {}
   await untouched('fir', 'no such file')
 
   // The general path then migrates it as usual: the outside-a-transaction migration included.
+  const writer = await lockRowWriter('fir')
   const report = await run(['fir'])
+  t.not(await lockRowWriter('fir'), writer, "knex's migrator ran, and wrote its lock row")
   t.same(report.schools.map((s) => [s.slug, s.migrations, s.error]), [['fir', [...pending, '20261210000003_outside'], null]], 'the run then migrates fir')
   t.equal(await recorded('fir'), '20261210000003_outside')
   migrations.remove('20261210000003_outside')
