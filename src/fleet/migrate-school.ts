@@ -6,8 +6,8 @@ import {
   completedMigrations, latestCompletedMigration, pendingMigrations, runMigrations, withMigrationLock, type DirectoryMigrationSource
 } from '../postgres/migrations.js'
 import {
-  ensureSchoolRole, grantTableAccess, restrictDatabase, restrictDatabaseSql, schoolRoleName, schoolRolePassword, schoolRoleUrl,
-  tableAccessSql, type RoleOutcome
+  ensureSchoolRole, grantTableAccess, restrictDatabase, schoolAccessSql, schoolRoleName, schoolRolePassword, schoolRoleUrl,
+  type RoleOutcome
 } from '../postgres/roles.js'
 import { schoolRollback, type PlanAction, type PlanContext, type RollbackPlan, type SchoolPlan, type ServerView } from './migrate-plan.js'
 import { migrateInOneTransaction, type StepOf } from './one-transaction.js'
@@ -228,8 +228,7 @@ async function seed (job: SchoolJob): Promise<void> {
 async function quickly (job: SchoolJob, stepOf: StepOf | null): Promise<boolean> {
   const { school, run, outcome } = job
   if (stepOf === null || !job.server.roles.has(job.role) || school.roleKeyId !== run.plan.keyId) return false
-  const grants = [...restrictDatabaseSql(school.databaseName, job.role), ...tableAccessSql(job.role)]
-  const done = await migrateInOneTransaction(job.db, run.source, stepOf, grants)
+  const done = await migrateInOneTransaction(job.db, run.source, stepOf, schoolAccessSql(school.databaseName, job.role))
   if (done === null) return false
   outcome.migrations = done.names
   await job.record(done.latest)

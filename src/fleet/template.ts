@@ -5,7 +5,7 @@ import {
   completedMigrations, MIGRATION_XACT_LOCK_SQL, runMigrations, withMigrationLock, type DirectoryMigrationSource
 } from '../postgres/migrations.js'
 import { quoteIdentifier } from '../postgres/names.js'
-import { createRoleSql, restrictDatabaseSql, tableAccessSql } from '../postgres/roles.js'
+import { createRoleSql, schoolAccessSql } from '../postgres/roles.js'
 
 /**
  * Each server keeps one template database at the latest app migration; new
@@ -197,8 +197,7 @@ export async function provisionClone (db: Knex, databaseName: string, role: stri
        END IF;
      END $check$`,
     createRoleSql(role, password),
-    ...restrictDatabaseSql(databaseName, role),
-    ...tableAccessSql(role)
+    ...schoolAccessSql(databaseName, role)
   ]
   try {
     await db.raw(batch.join(';\n'))

@@ -186,6 +186,15 @@ export async function grantTableAccess (db: Knex, role: string): Promise<void> {
   await db.raw(batch(tableAccessSql(role)))
 }
 
+/**
+ * Everything a school's role is given once its database is migrated: the
+ * database closed to others, then row access to its tables. Statements
+ * without parameters, for a batch or a transaction of their own.
+ */
+export function schoolAccessSql (databaseName: string, role: string): string[] {
+  return [...restrictDatabaseSql(databaseName, role), ...tableAccessSql(role)]
+}
+
 export function tableAccessSql (role: string): string[] {
   const grantee = quoteIdentifier(role)
   return [

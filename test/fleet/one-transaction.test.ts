@@ -10,7 +10,7 @@ import { DEVELOPMENT_ROLE_SECRET } from '../../src/config.js'
 import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { migrateInOneTransaction, type StepOf } from '../../src/fleet/one-transaction.js'
 import { createKnex } from '../../src/postgres/connection.js'
-import { restrictDatabaseSql, schoolRoleName, schoolRoleUrl, tableAccessSql } from '../../src/postgres/roles.js'
+import { schoolAccessSql, schoolRoleName, schoolRoleUrl } from '../../src/postgres/roles.js'
 import { testCatalog, withDatabase } from '../helpers/databases.js'
 import { BASE, baselineMigrations } from '../helpers/migration-copies.js'
 
@@ -38,8 +38,8 @@ const lockRowWriter = async (slug: string): Promise<string> => await onSchool(sl
 
 /** The quick path on one school, with the grants migrate would send. */
 const quick = async (slug: string, stepOf: StepOf): Promise<unknown> => await onSchool(slug, async (db) => {
-  const role = schoolRoleName(dbs.databaseName(slug))
-  return await migrateInOneTransaction(db, source, stepOf, [...restrictDatabaseSql(dbs.databaseName(slug), role), ...tableAccessSql(role)])
+  const database = dbs.databaseName(slug)
+  return await migrateInOneTransaction(db, source, stepOf, schoolAccessSql(database, schoolRoleName(database)))
 })
 
 /** A migration that creates table `name`, school data the role must reach, and drops it on the way down. */
