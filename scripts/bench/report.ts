@@ -31,6 +31,9 @@ export function growthChartName (quick: boolean): string {
   return quick ? 'growth-quick.svg' : 'growth.svg'
 }
 
+/** --prefix's default: the name prefix of the bench's databases, and no suffix on its results. */
+export const DEFAULT_PREFIX = 'bench'
+
 /**
  * The raw results' file name: a quick run apart from a full one, and a run
  * with its own --prefix apart from the others, so two runs at once (the
@@ -40,8 +43,6 @@ export function resultsName ({ quick, prefix }: { quick: boolean, prefix: string
   const kind = quick ? 'quick' : 'latest'
   return prefix === DEFAULT_PREFIX ? `${kind}.json` : `${kind}-${prefix}.json`
 }
-
-export const DEFAULT_PREFIX = 'bench'
 
 /** Writes a file under scripts/bench/results/; returns its path. */
 export function writeResult (name: string, content: string): string {
