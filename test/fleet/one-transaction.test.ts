@@ -7,7 +7,7 @@ import t from 'tap'
 import type { Knex } from 'knex'
 import { schoolsRepository } from '../../src/catalog/schools.js'
 import { DEVELOPMENT_ROLE_SECRET } from '../../src/config.js'
-import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
+import { hasFailures, migrateSchools, type MigrateOptions } from '../../src/fleet/migrate-schools.js'
 import { migrateInOneTransaction, type StepOf } from '../../src/fleet/one-transaction.js'
 import { createKnex } from '../../src/postgres/connection.js'
 import { schoolAccessSql, schoolRoleName, schoolRoleUrl } from '../../src/postgres/roles.js'
@@ -17,8 +17,9 @@ import { BASE, baselineMigrations } from '../helpers/migration-copies.js'
 const migrations = baselineMigrations(t, 'test-one-transaction-migrations')
 const { source } = migrations
 const { dbs, catalog } = await testCatalog(t, 'onetx', ['elm', 'oak', 'fir', 'ash'])
-const run = async (slugs?: string[]): Promise<Awaited<ReturnType<typeof migrateSchools>>> =>
-  await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, ...(slugs === undefined ? {} : { only: slugs }) })
+// No template: the server's is shared with other test files running the project's own migrations.
+const run = async (options: Partial<MigrateOptions> = {}): Promise<Awaited<ReturnType<typeof migrateSchools>>> =>
+  await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, useTemplate: false, ...options })
 
 const onSchool = async <T>(slug: string, fn: (db: Knex) => Promise<T>): Promise<T> => await withDatabase(dbs.serverUrl, dbs.databaseName(slug), fn)
 const history = async (slug: string): Promise<Array<{ name: string, batch: number }>> =>
@@ -59,7 +60,7 @@ t.test('two new migrations reach every school in one batch, and the role may use
   migrations.addAllergens(added[0]!)
   migrations.write(added[1]!, createTable('lunch_note'))
   const writer = await lockRowWriter('elm')
-  const report = await run(['elm', 'oak'])
+  const report = await run({ only: ['elm', 'oak'] })
   t.notOk(hasFailures(report))
   t.same(report.schools.map((s) => [s.slug, s.migrations, s.role, s.error]), [['elm', added, 'existed', null], ['oak', added, 'existed', null]],
     'each school lists both, in order')
@@ -121,7 +122,7 @@ export async function down (): Promise<void> {}
 
   // The general path then migrates it as usual: the outside-a-transaction migration included.
   const writer = await lockRowWriter('fir')
-  const report = await run(['fir'])
+  const report = await run({ only: ['fir'] })
   t.not(await lockRowWriter('fir'), writer, "knex's migrator ran, and wrote its lock row")
   t.same(report.schools.map((s) => [s.slug, s.migrations, s.error]), [['fir', [...pending, '20261210000003_outside'], null]], 'the run then migrates fir')
   t.equal(await recorded('fir'), '20261210000003_outside')
@@ -132,7 +133,7 @@ t.test('a rollback takes one transaction too, and never the baseline', async (t)
   // elm and oak are at lunch_note; rolling back goes to add_allergens.
   t.same(await quick('oak', () => ({ direction: 'down', names: ['20261210000001_lunch_note'] })),
     { names: ['20261210000001_lunch_note'], latest: '20261210000000_add_allergens' }, 'one school undone by the quick path, saying where it is now')
-  const report = await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, only: ['elm', 'oak'], rollback: {} })
+  const report = await run({ only: ['elm', 'oak'], rollback: {} })
   t.notOk(hasFailures(report))
   t.same(report.schools.map((s) => [s.slug, s.migrations]), [['elm', ['20261210000001_lunch_note']], ['oak', []]], 'a run then undoes it where it is still applied')
   for (const slug of ['elm', 'oak']) {
@@ -140,9 +141,9 @@ t.test('a rollback takes one transaction too, and never the baseline', async (t)
     t.notOk((await tables(slug)).includes('lunch_note'), `${slug}: and its table`)
     t.equal(await recorded(slug), '20261210000000_add_allergens', `${slug}: the catalog records where it is now`)
   }
-  const again = await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, only: ['elm'], rollback: { to: BASE } })
+  const again = await run({ only: ['elm'], rollback: { to: BASE } })
   t.same(again.schools.map((s) => [s.slug, s.migrations, s.error]), [['elm', ['20261210000000_add_allergens'], null]], 'back to the baseline')
-  const refused = await migrateSchools(dbs.topology, { concurrency: 2, migrations: source, only: ['elm'], rollback: { to: BASE } })
+  const refused = await run({ only: ['elm'], rollback: { to: BASE } })
   t.same(refused.schools.map((s) => [s.slug, s.migrations, s.error]), [['elm', [], null]], 'again: nothing left to undo above the baseline')
   t.same((await history('elm')).map((row) => row.name), [BASE], 'elm keeps its baseline')
   t.ok((await tables('elm')).includes('lunch_day'), 'and its tables')
@@ -151,7 +152,7 @@ t.test('a rollback takes one transaction too, and never the baseline', async (t)
 t.test('a school whose history differs from the catalog is reported by the general path, as before', async (t) => {
   // ash's database holds a migration this release does not know (a newer release ran there).
   await onSchool('ash', async (db) => await db('knex_migrations').insert({ name: '20261205000000_from_a_newer_release', batch: 2, migration_time: new Date() }))
-  const report = await run(['ash'])
+  const report = await run({ only: ['ash'] })
   t.match(report.schools, [{ slug: 'ash', migrations: [], error: /migration directory is corrupt.*20261205000000_from_a_newer_release/ }],
     "knex's own refusal names the unknown migration")
   t.same(await tables('ash'), ['knex_migrations', 'knex_migrations_lock', 'lunch_day', 'lunch_week'], 'nothing was applied')
