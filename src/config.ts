@@ -95,6 +95,8 @@ export interface Config {
   migrateConcurrency: number
   /** How CREATE DATABASE copies its template (PostgreSQL 15+); null: the server's default. */
   createDatabaseStrategy: 'wal_log' | 'file_copy' | null
+  /** How file_copy copies files on PostgreSQL 18+. */
+  createDatabaseCopyMethod: 'clone' | 'copy'
   corsOrigins: string[]
   /** DOCS_UI: Swagger UI at /docs; the document at /docs/json is served either way. */
   docsUi: boolean
@@ -183,6 +185,7 @@ export function loadConfig (env: Env = process.env): Config {
     tenantConnectConcurrency: read.integer(settings.TENANT_CONNECT_CONCURRENCY),
     migrateConcurrency: read.integer(settings.MIGRATE_CONCURRENCY),
     createDatabaseStrategy: ((strategy) => strategy === 'default' ? null : strategy)(read.choice(settings.CREATE_DATABASE_STRATEGY)),
+    createDatabaseCopyMethod: read.choice(settings.CREATE_DATABASE_COPY_METHOD),
     corsOrigins: read.list(settings.CORS_ORIGINS),
     // DOCS_UI and the two rate limits default otherwise in production: the
     // reader takes that default from their declarations too.

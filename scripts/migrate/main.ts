@@ -36,6 +36,7 @@ export async function migrateMain (program: Program, source: DirectoryMigrationS
     seeding: options.seed ? 'run' : 'skip',
     roleSecret: config.tenantRoleSecret,
     createStrategy: config.createDatabaseStrategy,
+    copyMethod: config.createDatabaseCopyMethod,
     migrations: source,
     onProgress: progress.update
   })

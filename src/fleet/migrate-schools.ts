@@ -1,7 +1,8 @@
+import type { Knex } from 'knex'
 import { inspectCatalog, openCatalog, prepareCatalog } from '../catalog/catalog.js'
 import { schoolsRepository, seedsRepository, type SchoolWithStatus } from '../catalog/schools.js'
 import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
-import { freeConnections, listDatabases, type CreateStrategy } from '../postgres/admin.js'
+import { createDatabaseSettings, freeConnections, listDatabases, type CopyMethod, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseMessage, databaseOf, databaseUrl } from '../postgres/connection.js'
 import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrations.js'
 import { POOLER_ROLE, preparePoolerRole, roleKeyId } from '../postgres/roles.js'
@@ -42,6 +43,8 @@ export interface MigrateOptions {
   roleSecret?: string
   /** CREATE DATABASE's STRATEGY, used on PostgreSQL 15 and later. */
   createStrategy?: CreateStrategy | null
+  /** How FILE_COPY copies files on PostgreSQL 18 and later (default `clone`). */
+  copyMethod?: CopyMethod
   /** The app migrations; the project's own unless a test brings others. */
   migrations?: DirectoryMigrationSource
   /**
@@ -313,12 +316,17 @@ class ServerLost extends Error {
 /** The server's watch first, so that a server hanging while it is read is cut off too. */
 async function openServer (name: string, url: string, concurrency: number, options: MigrateOptions): Promise<ServerHandle> {
   const watch = await ServerWatch.open(name, url, { timeoutMs: options.serverTimeoutMs ?? SERVER_TIMEOUT_MS })
-  // CREATE DATABASE copies a template and takes a lock on it; a few at a
-  // time is as fast as many and keeps connections for the migrations.
-  const admin = createKnex(databaseUrl(url, 'postgres'), { max: Math.min(concurrency, 4), applicationName: 'school-lunch:migrate' })
+  let admin: Knex | null = null
   try {
+    const version = await watch.serverVersion()
+    admin = createKnex(databaseUrl(url, 'postgres'), {
+      // CREATE DATABASE copies a template and takes a lock on it; a few at a
+      // time is as fast as many and keeps connections for the migrations.
+      max: Math.min(concurrency, 4),
+      applicationName: 'school-lunch:migrate',
+      settings: createDatabaseSettings(version, options.copyMethod ?? 'clone')
+    })
     const roles = (await admin.raw<{ rows: Array<{ rolname: string }> }>('SELECT rolname FROM pg_roles')).rows.map((r) => r.rolname)
-    const version = Number((await admin.raw<{ rows: Array<{ v: string }> }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v)
     const strategy = options.createStrategy ?? null
     return {
       url,
@@ -333,7 +341,7 @@ async function openServer (name: string, url: string, concurrency: number, optio
   } catch (error) {
     const lost = watch.lost
     await watch.close()
-    await admin.destroy()
+    await admin?.destroy()
     throw lost === null ? error : new ServerLost(lost)
   }
 }

@@ -61,6 +61,12 @@ export class ServerWatch {
     return await this.probing
   }
 
+  /** server_version_num, asked on the probe's connection: a hung server fails it as it fails a probe. */
+  async serverVersion (): Promise<number> {
+    const { rows } = await this.client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")
+    return Number(rows[0]?.v)
+  }
+
   async close (): Promise<void> {
     this.closed = true
     if (this.timer !== null) clearTimeout(this.timer)

@@ -3,14 +3,28 @@ import { quoteIdentifier } from './names.js'
 
 export type CreateOutcome = 'created' | 'existed'
 
+export type CreateStrategy = 'wal_log' | 'file_copy'
+
+/** How FILE_COPY copies the template's files (PostgreSQL 18's file_copy_method). */
+export type CopyMethod = 'clone' | 'copy'
+
+/**
+ * The session settings of a connection that runs CREATE DATABASE. With
+ * `clone`, FILE_COPY hands each file to the kernel (copy_file_range on
+ * Linux), which copies it without a trip through PostgreSQL's memory, or
+ * shares its blocks where the file system can (XFS with reflink, Btrfs).
+ * Servers before 18 lack the setting and would refuse the connection.
+ */
+export function createDatabaseSettings (serverVersion: number, copyMethod: CopyMethod): Record<string, string> {
+  return serverVersion >= 180000 && copyMethod === 'clone' ? { file_copy_method: 'clone' } : {}
+}
+
 /**
  * CREATE DATABASE, which PostgreSQL only runs as a statement of its own and
  * outside any transaction. A database that appeared meanwhile, created by a
  * concurrent run, counts as there: 42P04 (duplicate_database), or 23505 when
  * both runs raced on pg_database's unique index.
  */
-export type CreateStrategy = 'wal_log' | 'file_copy'
-
 export async function createDatabase (admin: Knex, name: string, { template, strategy }: { template?: string, strategy?: CreateStrategy } = {}): Promise<CreateOutcome> {
   const sql = `CREATE DATABASE ${quoteIdentifier(name)}` +
     (template === undefined ? '' : ` TEMPLATE ${quoteIdentifier(template)}`) +

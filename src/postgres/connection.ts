@@ -41,6 +41,8 @@ export interface PoolOptions {
   idleTimeoutMillis?: number
   connectTimeoutMillis?: number
   statementTimeoutMillis?: number
+  /** Settings every session starts with (sent at connect: no extra round trip). */
+  settings?: Record<string, string>
   log?: Knex.Logger
 }
 
@@ -125,6 +127,14 @@ export function knexOverPool (pool: Knex.TarnPoolLike): Knex {
   return knexFactory({ client: 'pg', connectionPool: pool, version: '13', log: QUIET })
 }
 
+/** `-c name=value …`, the startup packet's options; values are plain words, so nothing needs escaping. */
+function startupOptions (settings: Record<string, string>): string {
+  return Object.entries(settings).map(([name, value]) => {
+    if (!/^[a-z_]+$/.test(name) || !/^[\w.]+$/.test(value)) throw new Error(`unsupported session setting ${name}=${value}`)
+    return `-c ${name}=${value}`
+  }).join(' ')
+}
+
 /** A Knex instance on one database, with the pool settings this project wants. */
 export function createKnex (url: string, pool: PoolOptions): Knex {
   return knexFactory({
@@ -133,7 +143,8 @@ export function createKnex (url: string, pool: PoolOptions): Knex {
       connectionString: url,
       application_name: pool.applicationName ?? 'school-lunch',
       connectionTimeoutMillis: pool.connectTimeoutMillis ?? 5_000,
-      ...(pool.statementTimeoutMillis === undefined ? {} : { statement_timeout: pool.statementTimeoutMillis })
+      ...(pool.statementTimeoutMillis === undefined ? {} : { statement_timeout: pool.statementTimeoutMillis }),
+      ...(pool.settings === undefined ? {} : { options: startupOptions(pool.settings) })
     },
     // Saves knex a `select version()` round trip on every new pool.
     version: '13',

@@ -121,6 +121,17 @@ export const schoolDatabases = settingGroup({
       readBy: ['migrate']
     },
     {
+      name: 'CREATE_DATABASE_COPY_METHOD',
+      kind: 'choice',
+      values: ['clone', 'copy'],
+      default: 'clone',
+      meaning: "how `file_copy` copies the template's files on PostgreSQL 18+ (`file_copy_method`); `clone` asks the kernel to copy or share them",
+      note: 'clone has the kernel copy each file (copy_file_range on Linux, copyfile on macOS), or share its blocks on file systems that can (XFS with reflink, ' +
+        'Btrfs, APFS); copy reads and writes it through PostgreSQL. Where CREATE DATABASE fails with "could not clone file", set copy. ' +
+        'Figures: docs/operators.md, "5,000 schools on four servers".',
+      readBy: ['migrate']
+    },
+    {
       name: 'TENANT_ROLE_SECRET',
       kind: 'text',
       default: null,

@@ -10,7 +10,8 @@ import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
 import { DEVELOPMENT_ROLE_SECRET, projectRoot, type EmbeddedPostgresConfig } from '../../src/config.js'
 import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { provisionClone, TEMPLATE_DATABASE } from '../../src/fleet/template.js'
-import { createKnex, databaseUrl } from '../../src/postgres/connection.js'
+import { createDatabaseSettings } from '../../src/postgres/admin.js'
+import { createKnex, databaseUrl, type PoolOptions } from '../../src/postgres/connection.js'
 import { attachEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/postgres/embedded.js'
 import { appMigrations } from '../../src/postgres/migrations.js'
 import { POOLER_ROLE, schoolRoleName, schoolRolePassword, schoolRoleUrl } from '../../src/postgres/roles.js'
@@ -53,8 +54,8 @@ async function addSchools (slugs: string[]): Promise<void> {
   }
 }
 
-async function withDb<T> (url: string, fn: (db: Knex) => Promise<T>): Promise<T> {
-  const db = createKnex(url, { max: 1 })
+async function withDb<T> (url: string, fn: (db: Knex) => Promise<T>, options: Partial<PoolOptions> = {}): Promise<T> {
+  const db = createKnex(url, { max: 1, ...options })
   try {
     return await fn(db)
   } finally {
@@ -158,6 +159,27 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
 async function roleExists (role: string): Promise<boolean> {
   return (await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_roles WHERE rolname = ?', [role])).rows.length > 0
 }
+
+t.test("the template's files are cloned by the kernel on PostgreSQL 18, or copied as before when told", async (t) => {
+  t.same(createDatabaseSettings(180000, 'clone'), { file_copy_method: 'clone' }, 'PostgreSQL 18 and later: clone')
+  t.same(createDatabaseSettings(170005, 'clone'), {}, 'before 18, which lacks the setting and would refuse the connection: nothing')
+  t.same(createDatabaseSettings(180000, 'copy'), {}, "copy: the server's own way")
+  const version = Number((await admin.raw<{ rows: Array<{ v: string }> }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v)
+  const method = await withDb(serverUrl, async (db) => (await db.raw<{ rows: Array<{ method: string | null }> }>(
+    "SELECT current_setting('file_copy_method', true) AS method")).rows[0]?.method, { settings: createDatabaseSettings(version, 'clone') })
+  t.equal(method, version >= 180000 ? 'clone' : null, 'a pool given the settings starts every session with them')
+  t.throws(() => createKnex(serverUrl, { max: 1, settings: { file_copy_method: 'clone -c work_mem=1GB' } }), /unsupported session setting/,
+    'a value that would smuggle in another setting is refused')
+
+  await addSchools(['kernel', 'copied'])
+  for (const [slug, copyMethod] of [['kernel', 'clone'], ['copied', 'copy']] as const) {
+    const report = await migrateSchools(topology, { concurrency: 1, only: [slug], copyMethod })
+    t.same(report.schools.map((s) => [s.slug, s.database, s.migrations, s.error]), [[slug, 'cloned', [], null]], `${copyMethod}: a clone`)
+    t.same(await tables(`tpl_${slug}`), LUNCH_TABLES, `${copyMethod}: with the lunch tables`)
+    t.same(await recordedMigrations(`tpl_${slug}`), migrations, `${copyMethod}: and their history`)
+    t.equal(await tryLogin(`tpl_${slug}`, `tpl_${slug}`), 'connected', `${copyMethod}: its role logs in`)
+  }
+})
 
 t.test('the one-batch setup of a clone applies all or nothing', async (t) => {
   const database = 'tpl_batch'
