@@ -38,7 +38,9 @@ export async function openDatabaseServers (count: number, schools: number, { pro
   }
   // What an earlier run left running, whatever its number of servers.
   for (let k = 1; k <= BENCH_SERVERS_MAX; k++) await stopEmbeddedPostgres(dataDirOf(k))
-  const note = fileSystemNote(removalsUnderWay(), secondsSinceRemoval())
+  const fileSystem = fileSystemOf(path.dirname(benchDataDir()))
+  say(`The servers' data goes to ${path.dirname(benchDataDir())}, on ${fileSystem} (BENCH_PG_DIR; C's creation times depend on it, see docs/operators.md).`)
+  const note = fileSystem === 'ext4' ? fileSystemNote(removalsUnderWay(), secondsSinceRemoval()) : null
   if (note !== null) say(note)
   for (let k = 1; k <= BENCH_SERVERS_MAX; k++) removeInBackground(dataDirOf(k))
   // Room for E's first curve, a connection per active school, beside the
@@ -66,6 +68,16 @@ export async function openDatabaseServers (count: number, schools: number, { pro
 
 export function dataDirOf (k: number): string {
   return k === 1 ? benchDataDir() : `${benchDataDir()}-${k}`
+}
+
+/** statfs magic numbers of the file systems C has been measured on (linux/magic.h). */
+const FILE_SYSTEMS = new Map([[0xef53, 'ext4'], [0x58465342, 'XFS'], [0x9123683e, 'Btrfs'], [0x01021994, 'tmpfs'], [0x794c7630, 'overlayfs']])
+
+/** The file system a folder is on, by name where known; the folder is made if missing. */
+export function fileSystemOf (folder: string): string {
+  fs.mkdirSync(folder, { recursive: true })
+  const type = fs.statfsSync(folder).type
+  return FILE_SYSTEMS.get(type) ?? `a file system of type 0x${type.toString(16)}`
 }
 
 /** Folders of earlier runs that a detached process is still deleting. */

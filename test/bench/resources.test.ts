@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { fileSystemNote, removeInBackground } from '../../scripts/bench/database-server.js'
+import { fileSystemNote, fileSystemOf, removeInBackground } from '../../scripts/bench/database-server.js'
 import type { BenchOptions } from '../../scripts/bench/options.js'
 import { diskRefusal, estimateNeeds, SCHOOL_DATABASE_MB } from '../../scripts/bench/resources.js'
 
@@ -33,6 +33,15 @@ t.test('the bench says when the file system is still paying for an earlier run\'
   t.match(fileSystemNote(0, 42.4), /^An earlier run's data was removed 42 s ago\. ext4 without a journal creates files slowly for up to 300 s after many were deleted .*: C's creation times may suffer until then\.$/)
   t.equal(fileSystemNote(0, 300), null, 'not once the window has passed')
   t.equal(fileSystemNote(0, null), null, 'nor when nothing was ever removed')
+})
+
+t.test('the bench names the file system its servers write to', async (t) => {
+  t.match(fileSystemOf(t.testdir({})), /^(ext4|XFS|Btrfs|tmpfs|overlayfs|a file system of type 0x[0-9a-f]+)$/)
+  // Linux's shared memory folder, where there is one: tmpfs by its magic number.
+  if (fs.existsSync('/dev/shm') && fs.statfsSync('/dev/shm').type === 0x01021994) t.equal(fileSystemOf('/dev/shm'), 'tmpfs')
+  const made = path.join(t.testdir({}), 'not', 'yet')
+  fileSystemOf(made)
+  t.ok(fs.existsSync(made), 'a folder not made yet is made first, as the servers would')
 })
 
 t.test('the detached remover deletes the folder and then marks when it finished', async (t) => {
