@@ -8,6 +8,7 @@ import { attachEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedServer } fro
 import { settings } from '../../src/settings/all.js'
 import { BENCH_SERVERS_MAX } from '../../src/settings/tools.js'
 import { say } from './report.js'
+import { fileSystemOf } from './resources.js'
 
 /**
  * Where the bench's embedded servers keep their data (BENCH_PG_DIR, so a
@@ -68,16 +69,6 @@ export async function openDatabaseServers (count: number, schools: number, { pro
 
 export function dataDirOf (k: number): string {
   return k === 1 ? benchDataDir() : `${benchDataDir()}-${k}`
-}
-
-/** statfs magic numbers of the file systems C has been measured on (linux/magic.h). */
-const FILE_SYSTEMS = new Map([[0xef53, 'ext4'], [0x58465342, 'XFS'], [0x9123683e, 'Btrfs'], [0x01021994, 'tmpfs'], [0x794c7630, 'overlayfs']])
-
-/** The file system a folder is on, by name where known; the folder is made if missing. */
-export function fileSystemOf (folder: string): string {
-  fs.mkdirSync(folder, { recursive: true })
-  const type = fs.statfsSync(folder).type
-  return FILE_SYSTEMS.get(type) ?? `a file system of type 0x${type.toString(16)}`
 }
 
 /** Folders of earlier runs that a detached process is still deleting. */

@@ -79,10 +79,24 @@ export function diskRefusal (needs: Needs, freeMB: number, where: string): strin
     '(fewer --schools, or BENCH_PG_DIR on a larger disk).'
 }
 
-/** Free space, in MB, of the file system that will hold `dir` (its nearest existing parent). */
-export async function freeDiskMB (dir: string): Promise<number> {
+/** The folder that stands for `dir` before the run makes it: `dir` or its nearest existing parent. */
+function nearestExisting (dir: string): string {
   let existing = dir
   while (!fs.existsSync(existing)) existing = path.dirname(existing)
-  const stats = await fs.promises.statfs(existing)
+  return existing
+}
+
+/** Free space, in MB, of the file system that will hold `dir`. */
+export async function freeDiskMB (dir: string): Promise<number> {
+  const stats = await fs.promises.statfs(nearestExisting(dir))
   return (stats.bavail * stats.bsize) / 1e6
+}
+
+/** statfs magic numbers of the file systems C has been measured on (linux/magic.h). */
+const FILE_SYSTEMS = new Map([[0xef53, 'ext4'], [0x58465342, 'XFS'], [0x9123683e, 'Btrfs'], [0x01021994, 'tmpfs'], [0x794c7630, 'overlayfs']])
+
+/** The file system that will hold `dir`, by name where known. */
+export function fileSystemOf (dir: string): string {
+  const type = fs.statfsSync(nearestExisting(dir)).type
+  return FILE_SYSTEMS.get(type) ?? `a file system of type 0x${type.toString(16)}`
 }

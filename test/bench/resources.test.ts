@@ -1,9 +1,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { fileSystemNote, fileSystemOf, removeInBackground } from '../../scripts/bench/database-server.js'
+import { fileSystemNote, removeInBackground } from '../../scripts/bench/database-server.js'
 import type { BenchOptions } from '../../scripts/bench/options.js'
-import { diskRefusal, estimateNeeds, SCHOOL_DATABASE_MB } from '../../scripts/bench/resources.js'
+import { diskRefusal, estimateNeeds, fileSystemOf, SCHOOL_DATABASE_MB } from '../../scripts/bench/resources.js'
 
 const options = (scenarios: string[], servers: number, schools: number): BenchOptions =>
   ({ scenarios: new Set(scenarios), schools, servers, duration: 8, connections: 10, rounds: 3, prefix: 'bench', quick: false })
@@ -39,9 +39,10 @@ t.test('the bench names the file system its servers write to', async (t) => {
   t.match(fileSystemOf(t.testdir({})), /^(ext4|XFS|Btrfs|tmpfs|overlayfs|a file system of type 0x[0-9a-f]+)$/)
   // Linux's shared memory folder, where there is one: tmpfs by its magic number.
   if (fs.existsSync('/dev/shm') && fs.statfsSync('/dev/shm').type === 0x01021994) t.equal(fileSystemOf('/dev/shm'), 'tmpfs')
-  const made = path.join(t.testdir({}), 'not', 'yet')
-  fileSystemOf(made)
-  t.ok(fs.existsSync(made), 'a folder not made yet is made first, as the servers would')
+  const parent = t.testdir({})
+  const missing = path.join(parent, 'not', 'yet')
+  t.equal(fileSystemOf(missing), fileSystemOf(parent), 'a folder not made yet is on the file system of its nearest existing parent')
+  t.notOk(fs.existsSync(path.dirname(missing)), 'and asking makes nothing')
 })
 
 t.test('the detached remover deletes the folder and then marks when it finished', async (t) => {
