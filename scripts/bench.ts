@@ -27,7 +27,8 @@ import { benchDataDir, openDatabaseServers } from './bench/database-server.js'
 import { parseBenchOptions, type BenchOptions } from './bench/options.js'
 import { elapsed, machine, resultsName, say, writeResult } from './bench/report.js'
 import { SCALE_OUT_PROCESSES } from './bench/scenarios/g-scale-out.js'
-import { diskRefusal, estimateNeeds, freeDiskMB, gb } from './bench/resources.js'
+import { freeDiskMB } from './bench/disk.js'
+import { diskRefusal, estimateNeeds, gb } from './bench/resources.js'
 import { scenarioNames, scenarios } from './bench/scenarios/index.js'
 
 /** Prints what the run needs; false, with one line saying why, when the disk cannot hold it. */

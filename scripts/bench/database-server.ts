@@ -8,7 +8,7 @@ import { attachEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedServer } fro
 import { settings } from '../../src/settings/all.js'
 import { BENCH_SERVERS_MAX } from '../../src/settings/tools.js'
 import { say } from './report.js'
-import { fileSystemOf } from './resources.js'
+import { fileSystemOf } from './disk.js'
 
 /**
  * Where the bench's embedded servers keep their data (BENCH_PG_DIR, so a

@@ -3,7 +3,8 @@ import path from 'node:path'
 import t from 'tap'
 import { fileSystemNote, removeInBackground } from '../../scripts/bench/database-server.js'
 import type { BenchOptions } from '../../scripts/bench/options.js'
-import { diskRefusal, estimateNeeds, fileSystemOf, SCHOOL_DATABASE_MB } from '../../scripts/bench/resources.js'
+import { fileSystemOf } from '../../scripts/bench/disk.js'
+import { diskRefusal, estimateNeeds, SCHOOL_DATABASE_MB } from '../../scripts/bench/resources.js'
 
 const options = (scenarios: string[], servers: number, schools: number): BenchOptions =>
   ({ scenarios: new Set(scenarios), schools, servers, duration: 8, connections: 10, rounds: 3, prefix: 'bench', quick: false })
