@@ -13,7 +13,7 @@ export interface CreateFloor {
  * This machine's floor for new schools: CREATE DATABASE … TEMPLATE of each
  * server's template, `perServer` on every server at once, `atOnce` at a
  * time on each (as migrate does), with nothing of migrate around it. A
- * database is some 300 files, so this is mostly the file system's cost,
+ * database is some 250 files, so this is mostly the file system's cost,
  * which on some file systems depends on how many files were deleted in
  * the last minutes: measure it close to what it is compared with. The
  * databases stay until `drop` (untimed), since dropping them would slow

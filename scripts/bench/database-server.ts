@@ -85,11 +85,11 @@ const INODE_REUSE_WINDOW_S = 300
  * Why C's creation times may suffer right now, or null. ext4 without a
  * journal does not reuse an inode freed in the last 60 s, or 300 s while
  * its inode table block is unwritten, and skips such inodes one by one
- * whenever it creates a file; a school database is 300 files. Both the
+ * whenever it creates a file; a school database is some 250 files. Both the
  * removal and the window after it are this machine's, not migrate's.
  */
 export function fileSystemNote (removing: number, secondsSinceRemoval: number | null): string | null {
-  const why = '(it skips recently freed inodes one by one), and a school database is 300 files'
+  const why = '(it skips recently freed inodes one by one), and a school database is some 250 files'
   if (removing > 0) {
     return `An earlier run's data is still being removed (${removing} folder(s)). ext4 without a journal creates files slowly while many ` +
       `are deleted and for up to ${INODE_REUSE_WINDOW_S} s after ${why}: C's creation times suffer meanwhile.`

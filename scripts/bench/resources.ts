@@ -8,8 +8,8 @@ import { SCALE_OUT_PROCESSES } from './scenarios/g-scale-out.js'
  * on a full disk. Figures measured on this machine (PostgreSQL 18):
  */
 
-/** An empty school database after its migrations: the copy of template1 and the app's tables. */
-export const SCHOOL_DATABASE_MB = 7.7
+/** An empty school database after its migrations: its copy of the compacted template (template1 and the app's tables). */
+export const SCHOOL_DATABASE_MB = 6.8
 /** Per server: the WAL it keeps between checkpoints (max_wal_size 1 GB) and its logs. */
 const SERVER_DISK_MB = 1_100
 /** Per server: shared_buffers (128 MB) and its background processes. */

@@ -25,7 +25,7 @@ t.test('a run the disk cannot hold is refused with one line naming both sizes', 
   const needs = estimateNeeds(options(['C'], 4, 5000), 5000)
   t.equal(diskRefusal(needs, needs.diskMB + 1, '.data/bench-postgres'), null)
   const line = diskRefusal(needs, 30_000, '.data/bench-postgres')
-  t.match(line, /^Refusing to start: this run needs about 46\.8 GB of disk for \.data\/bench-postgres, and only 30\.0 GB is free there/)
+  t.match(line, /^Refusing to start: this run needs about 41\.8 GB of disk for \.data\/bench-postgres, and only 30\.0 GB is free there/)
   t.notMatch(line, /\n/)
 })
 

@@ -98,6 +98,25 @@ async function tryLogin (database: string, asDatabaseOfRole: string): Promise<st
   }
 }
 
+/**
+ * A database's relations that have a free-space or visibility map, and the
+ * files in its folder that belong to none of its relations (say, a table
+ * the template rewrote, copied before the old file was gone).
+ */
+async function extraFiles (database: string): Promise<{ maps: string[], strays: string[] }> {
+  return await asAdmin(database, async (db) => {
+    const maps = await db.raw<{ rows: Array<{ relname: string }> }>(
+      "SELECT relname FROM pg_class WHERE NOT relisshared AND pg_relation_size(oid, 'fsm') + pg_relation_size(oid, 'vm') > 0 ORDER BY 1")
+    const strays = await db.raw<{ rows: Array<{ file: string }> }>(
+      `SELECT file FROM pg_ls_dir(format('base/%s', (SELECT oid FROM pg_database WHERE datname = current_database()))) AS file
+       WHERE file NOT IN ('PG_VERSION', 'pg_filenode.map', 'pg_internal.init')
+         AND substring(file FROM '^[0-9]+')::oid NOT IN (
+           SELECT pg_relation_filenode(oid) FROM pg_class WHERE NOT relisshared AND pg_relation_filenode(oid) IS NOT NULL)
+       ORDER BY 1`)
+    return { maps: maps.rows.map((r) => r.relname), strays: strays.rows.map((r) => r.file) }
+  })
+}
+
 t.test('the first migrate creates the template; new schools are cloned from it, with their own privileges', async (t) => {
   const before = await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_database WHERE datname = ?', [TEMPLATE_DATABASE])
   t.equal(before.rows.length, 0, 'no template before the first migrate')
@@ -119,6 +138,7 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
   t.same(await tables(TEMPLATE_DATABASE), LUNCH_TABLES, 'the template is at the latest migration')
   t.same(await recordedMigrations(TEMPLATE_DATABASE), migrations)
   t.match(await tryLogin(TEMPLATE_DATABASE, 'tpl_pine'), /permission denied for database/, "a school's role cannot connect to the template")
+  t.same((await extraFiles(TEMPLATE_DATABASE)).maps, [], 'the template was compacted: no table has a free-space or visibility map')
 
   for (const slug of ['pine', 'oak', 'elm']) {
     const database = `tpl_${slug}`
@@ -127,6 +147,9 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
     t.equal(await publicMayConnect(database), false, `${slug}: PUBLIC has no CONNECT on the clone`)
     const flags = await admin.raw<{ rows: Array<{ datistemplate: boolean }> }>('SELECT datistemplate FROM pg_database WHERE datname = ?', [database])
     t.same(flags.rows, [{ datistemplate: false }], `${slug}: the clone is not itself a template`)
+    const { maps, strays } = await extraFiles(database)
+    t.ok(maps.every((name) => name === 'pg_class'), `${slug}: nor has the clone, but for pg_class, which its grants may extend: ${maps.join(', ')}`)
+    t.same(strays, [], `${slug}: no file of a table the template rewrote was copied`)
     const acl = await admin.raw<{ rows: Array<{ grantee: string }> }>(
       `SELECT coalesce(r.rolname, 'PUBLIC') AS grantee FROM pg_database d, aclexplode(d.datacl) a
        LEFT JOIN pg_roles r ON r.oid = a.grantee
@@ -154,6 +177,19 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
     .select('s.slug', 'm.migration', 'm.last_error').orderBy('s.slug'))
   t.same(status, ['elm', 'oak', 'pine'].map((slug) => ({ slug, migration: latest, last_error: null })),
     'a clone is recorded at the latest migration')
+})
+
+t.test('a template vacuumed since it was compacted is compacted again by the next run', async (t) => {
+  await asAdmin(TEMPLATE_DATABASE, async (db) => { await db.raw('VACUUM') })
+  t.not((await extraFiles(TEMPLATE_DATABASE)).maps.length, 0, 'VACUUM gave the template maps again')
+  await addSchools(['birch'])
+  const report = await migrateSchools(topology, { concurrency: 1 })
+  t.same(report.templates, { default: 'up to date' }, 'compacting is not news in the summary')
+  t.same(report.schools.filter((s) => s.slug === 'birch').map((s) => [s.database, s.error]), [['cloned', null]], 'the new school is a clone')
+  t.same((await extraFiles(TEMPLATE_DATABASE)).maps, [], 'the template has none again')
+  const clone = await extraFiles('tpl_birch')
+  t.ok(clone.maps.every((name) => name === 'pg_class'), `nor has the new clone, but for pg_class: ${clone.maps.join(', ')}`)
+  t.same(clone.strays, [], 'and it has no file of a table the template rewrote')
 })
 
 async function roleExists (role: string): Promise<boolean> {
