@@ -113,11 +113,19 @@ export function lunchWeeks (db: Knex) {
 
     /** Null when the week has no such day (or there is no such week). */
     async updateDay (weekId: string, dayId: string, menuDetails: string, options: WriteOptions = {}): Promise<LunchDay | null> {
+      // The week's row first, as a DELETE of the week locks it before its
+      // days: locked the other way round, the two could deadlock.
       return await db.transaction(async (trx) => {
+        const [week] = await trx<WeekRow>('lunch_week')
+          .where({ id: weekId })
+          .whereExists((q) => { void q.select(trx.raw('1')).from('lunch_day').where({ id: dayId, lunch_week_id: weekId }) })
+          .update({ updated_at: trx.fn.now() })
+          .returning(['week_of', 'is_published'])
+        if (week === undefined) return null
+        // Days go only with their week, whose row this transaction holds now.
         const [row] = await trx<DayRow>('lunch_day').where({ id: dayId, lunch_week_id: weekId }).update({ menu_details: menuDetails }).returning('*')
         if (row === undefined) return null
-        const [week] = await trx<WeekRow>('lunch_week').where({ id: weekId }).update({ updated_at: trx.fn.now() }).returning(['week_of', 'is_published'])
-        if (week !== undefined) await options.beforeCommit?.({ weekOf: week.week_of, touchesPublic: week.is_published })
+        await options.beforeCommit?.({ weekOf: week.week_of, touchesPublic: week.is_published })
         return toDay(row as DayRow)
       })
     }
