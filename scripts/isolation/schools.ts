@@ -1,6 +1,6 @@
 import { openCatalog, prepareCatalog } from '../../src/catalog/catalog.js'
 import type { Config } from '../../src/config.js'
-import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
+import { configuredProvisioning, hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { defaultDatabaseName } from '../../src/fleet/school-admin.js'
 import type { Topology } from '../../src/postgres/topology.js'
 
@@ -32,7 +32,7 @@ export async function prepareSchools (topology: Topology, config: Config, slugs:
   } finally {
     await catalog.destroy()
   }
-  const report = await migrateSchools(topology, { concurrency: config.migrateConcurrency, only: slugs })
+  const report = await migrateSchools(topology, { concurrency: config.migrateConcurrency, only: slugs, ...configuredProvisioning(config) })
   if (hasFailures(report)) {
     for (const s of report.schools.filter((s) => s.error !== null)) process.stderr.write(`migrate ${s.slug}: ${s.error}\n`)
     return null

@@ -3,7 +3,7 @@ import type { Program } from '../../src/cli/program.js'
 import { progressLine } from '../../src/cli/progress.js'
 import { loadConfigOrExit } from '../../src/config.js'
 import { fleetStatus, formatFleetStatus } from '../../src/fleet/fleet-status.js'
-import { hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
+import { configuredProvisioning, hasFailures, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { templateStates } from '../../src/fleet/template.js'
 import { appMigrations, type DirectoryMigrationSource } from '../../src/postgres/migrations.js'
 import type { Topology } from '../../src/postgres/topology.js'
@@ -34,9 +34,7 @@ export async function migrateMain (program: Program, source: DirectoryMigrationS
     useTemplate: options.useTemplate,
     verify: options.verify,
     seeding: options.seed ? 'run' : 'skip',
-    roleSecret: config.tenantRoleSecret,
-    createStrategy: config.createDatabaseStrategy,
-    copyMethod: config.createDatabaseCopyMethod,
+    ...configuredProvisioning(config),
     migrations: source,
     onProgress: progress.update
   })

@@ -7,7 +7,7 @@ import { UsageError } from '../../src/cli/command-line.js'
 import { progressLine } from '../../src/cli/progress.js'
 import type { Config } from '../../src/config.js'
 import { forEachSchool, type SchoolResult, type SchoolTask } from '../../src/fleet/for-each-school.js'
-import { migrateSchools } from '../../src/fleet/migrate-schools.js'
+import { configuredProvisioning, migrateSchools } from '../../src/fleet/migrate-schools.js'
 import { addSchool, checkNewSchool, dropSchool, InvalidSchoolInput, planDrop, SchoolAdminError } from '../../src/fleet/school-admin.js'
 import { formatTable } from '../../src/fleet/table.js'
 import { createKnex } from '../../src/postgres/connection.js'
@@ -48,7 +48,7 @@ export async function add ({ config, topology }: Context, input: { slug: string,
     process.stdout.write(`Not provisioned (--no-migrate): npm run migrate -- --school ${school.slug} creates its database and role.\n`)
     return 0
   }
-  const report = await migrateSchools(topology, { concurrency: 1, only: [school.slug], roleSecret: config.tenantRoleSecret, seeding: seed ? 'run' : 'skip' })
+  const report = await migrateSchools(topology, { concurrency: 1, only: [school.slug], seeding: seed ? 'run' : 'skip', ...configuredProvisioning(config) })
   const outcome = report.schools[0]
   if (outcome === undefined) throw new SchoolAdminError(`School "${school.slug}" left the catalog before it could be provisioned`)
   if (outcome.error !== null) {

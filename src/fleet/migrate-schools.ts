@@ -1,7 +1,7 @@
 import type { Knex } from 'knex'
 import { inspectCatalog, openCatalog, prepareCatalog } from '../catalog/catalog.js'
 import { schoolsRepository, seedsRepository, type SchoolWithStatus } from '../catalog/schools.js'
-import { DEVELOPMENT_ROLE_SECRET } from '../config.js'
+import { DEVELOPMENT_ROLE_SECRET, type Config } from '../config.js'
 import { createDatabaseSettings, freeConnections, listDatabases, type CopyMethod, type CreateStrategy } from '../postgres/admin.js'
 import { createKnex, databaseMessage, databaseOf, databaseUrl } from '../postgres/connection.js'
 import { appMigrations, type DirectoryMigrationSource } from '../postgres/migrations.js'
@@ -15,6 +15,16 @@ import { ServerWatch } from './server-watch.js'
 import { describeTemplate, inspectTemplate, prepareTemplate, rollbackTemplate, TEMPLATE_DATABASE } from './template.js'
 
 export type { SchoolOutcome } from './migrate-school.js'
+
+/**
+ * What every command that provisions schools takes from the configuration:
+ * the role secret the API will log in with, and how databases are created.
+ * One place, so that `schools add` and the isolation check cannot provision
+ * otherwise than `npm run migrate` does.
+ */
+export function configuredProvisioning (config: Config): Pick<MigrateOptions, 'roleSecret' | 'createStrategy' | 'copyMethod'> {
+  return { roleSecret: config.tenantRoleSecret, createStrategy: config.createDatabaseStrategy, copyMethod: config.createDatabaseCopyMethod }
+}
 
 export interface MigrateOptions {
   /** Schools migrated at once on each server; clamped to what that server has free. */
