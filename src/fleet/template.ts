@@ -102,6 +102,7 @@ export async function prepareTemplate (admin: Knex, serverUrl: string, source: D
       // It only saves disk: a template it failed on still makes good schools.
       return [names, await compactTemplate(db).then(() => '', (error) => `; not compacted: ${errorMessage(error)}`)] as const
     }))
+    await writeRelationCacheFile(serverUrl)
     return { ready: true, summary: (summary ?? (applied.length > 0 ? `${applied.length} migration(s) applied` : 'up to date')) + compaction }
   } catch (error) {
     return { ready: false, summary: `not used: ${errorMessage(error)}` }
@@ -205,6 +206,20 @@ async function dropTemplate (admin: Knex): Promise<void> {
     await admin.raw(`ALTER DATABASE ${QUOTED} IS_TEMPLATE true`).catch(() => {})
     throw error
   }
+}
+
+/**
+ * A backend that finds no pg_internal.init in its database's folder builds
+ * its relation cache from the system catalogs and writes the file for the
+ * next one; rewriting a system catalog (the compaction's VACUUM FULL)
+ * deletes it. CREATE DATABASE copies the file with the rest, so a clone of
+ * a template without one pays that build at its first connection, once
+ * for every school. One connection here builds it once for all of them;
+ * it costs a run one connection per server, so it is not worth knowing
+ * whether the file is there. It only saves time: a failure is ignored.
+ */
+async function writeRelationCacheFile (serverUrl: string): Promise<void> {
+  await onTemplate(serverUrl, async (db) => { await db.raw('SELECT 1') }).catch(() => {})
 }
 
 /** Closed before returning: PostgreSQL will not copy or drop a database in use. */

@@ -117,6 +117,13 @@ async function extraFiles (database: string): Promise<{ maps: string[], strays: 
   })
 }
 
+/** Whether the database's folder holds pg_internal.init; read from another database, since connecting would write it. */
+async function hasRelationCacheFile (database: string): Promise<boolean> {
+  const { rows } = await admin.raw<{ rows: Array<{ found: boolean }> }>(
+    "SELECT 'pg_internal.init' IN (SELECT pg_ls_dir(format('base/%s', oid))) AS found FROM pg_database WHERE datname = ?", [database])
+  return rows[0]?.found ?? false
+}
+
 t.test('the first migrate creates the template; new schools are cloned from it, with their own privileges', async (t) => {
   const before = await admin.raw<{ rows: unknown[] }>('SELECT 1 FROM pg_database WHERE datname = ?', [TEMPLATE_DATABASE])
   t.equal(before.rows.length, 0, 'no template before the first migrate')
@@ -125,6 +132,7 @@ t.test('the first migrate creates the template; new schools are cloned from it, 
   const report = await migrateSchools(topology, { concurrency: 3 })
   t.equal(hasFailures(report), false, JSON.stringify(report.schools))
   t.same(report.templates, { default: 'created' }, 'the template was created on the one server')
+  t.equal(await hasRelationCacheFile(TEMPLATE_DATABASE), true, 'the template has a relation cache file, which every clone copies')
   t.same(report.schools.map((s) => [s.slug, s.database, s.role, s.migrations, s.error]), [
     ['elm', 'cloned', 'created', [], null],
     ['oak', 'cloned', 'created', [], null],
@@ -185,6 +193,7 @@ t.test('a template vacuumed since it was compacted is compacted again by the nex
   await addSchools(['birch'])
   const report = await migrateSchools(topology, { concurrency: 1 })
   t.same(report.templates, { default: 'up to date' }, 'compacting is not news in the summary')
+  t.equal(await hasRelationCacheFile(TEMPLATE_DATABASE), true, 'the compaction deleted its relation cache file; the run wrote it again')
   t.same(report.schools.filter((s) => s.slug === 'birch').map((s) => [s.database, s.error]), [['cloned', null]], 'the new school is a clone')
   t.same((await extraFiles(TEMPLATE_DATABASE)).maps, [], 'the template has none again')
   const clone = await extraFiles('tpl_birch')
