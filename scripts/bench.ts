@@ -52,7 +52,11 @@ await runProgram(async () => {
   }
   const needsFleet = chosen.some((s) => s.needsFleet)
   if (!await roomFor(options, fleetSizeOf(options, needsFleet))) return 1
-  const server = await openDatabaseServers(options.servers, options.schools, { processes: options.scenarios.has('G') ? SCALE_OUT_PROCESSES : 1 })
+  const server = await openDatabaseServers(options.servers, options.schools, {
+    processes: options.scenarios.has('G') ? SCALE_OUT_PROCESSES : 1,
+    // C's creation time has targets; a smoke run's has none.
+    settle: options.scenarios.has('C') && !options.quick
+  })
   try {
     const { bench, close } = await prepareBench(options, server, needsFleet)
     try {

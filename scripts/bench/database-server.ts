@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig, projectRoot } from '../../src/config.js'
 import { databaseUrl } from '../../src/postgres/connection.js'
 import { readSettings } from '../../src/env-reader.js'
@@ -32,7 +33,7 @@ export interface DatabaseServers {
  * embedded ones of the bench's own, each on its own port and data folder
  * (fsync off, thrown away at the end).
  */
-export async function openDatabaseServers (count: number, schools: number, { processes = 1 }: { processes?: number } = {}): Promise<DatabaseServers> {
+export async function openDatabaseServers (count: number, schools: number, { processes = 1, settle = false }: { processes?: number, settle?: boolean } = {}): Promise<DatabaseServers> {
   if (process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '') {
     const config = loadConfig(process.env)
     return { urls: [databaseUrl(config.tenantServers?.default ?? process.env.DATABASE_URL, 'postgres')], external: true, release: () => {} }
@@ -44,6 +45,11 @@ export async function openDatabaseServers (count: number, schools: number, { pro
   const note = fileSystem === 'ext4' ? fileSystemNote(removalsUnderWay(), secondsSinceRemoval()) : null
   if (note !== null) say(note)
   for (let k = 1; k <= BENCH_SERVERS_MAX; k++) removeInBackground(dataDirOf(k))
+  if (note !== null && settle) {
+    say('C times migrate, not the file system\'s recovery from the bench\'s own removal: waiting for that to pass…')
+    const waited = await waitForInodeWindow()
+    say(waited === null ? `Still not passed after ${SETTLE_MAX_S} s; going on.` : `Waited ${Math.round(waited)} s.`)
+  }
   // Room for E's first curve, a connection per active school, beside the
   // rest; G's round-robin gives every school one in each API process.
   const maxConnections = Math.max(500, Math.ceil(schools / count) * processes + 300)
@@ -99,6 +105,31 @@ export function fileSystemNote (removing: number, secondsSinceRemoval: number | 
       `${INODE_REUSE_WINDOW_S} s after many were deleted ${why}: C's creation times may suffer until then.`
   }
   return null
+}
+
+/**
+ * Seconds until the window of fileSystemNote has passed: 0 once it has,
+ * null while a removal is still running (its end starts the window).
+ */
+export function inodeWindowLeft (removing: number, secondsSinceRemoval: number | null): number | null {
+  if (removing > 0) return null
+  return secondsSinceRemoval === null ? 0 : Math.max(0, INODE_REUSE_WINDOW_S - secondsSinceRemoval)
+}
+
+/** Longest wait for it: a removal that never ends must not hold the bench forever. */
+const SETTLE_MAX_S = 900
+
+/** Seconds waited until the window passed, or null if it did not within SETTLE_MAX_S. */
+async function waitForInodeWindow (): Promise<number | null> {
+  const started = Date.now()
+  for (;;) {
+    const left = inodeWindowLeft(removalsUnderWay(), secondsSinceRemoval())
+    const waited = (Date.now() - started) / 1000
+    if (left === 0) return waited
+    if (waited >= SETTLE_MAX_S) return null
+    // A removal's end is seen by polling its folder; after it, the window is a known length.
+    await sleep(Math.min(left ?? 5, SETTLE_MAX_S - waited) * 1000)
+  }
 }
 
 /** Touched by the detached remover once it is done. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { fileSystemNote, removeInBackground } from '../../scripts/bench/database-server.js'
+import { fileSystemNote, inodeWindowLeft, removeInBackground } from '../../scripts/bench/database-server.js'
 import type { BenchOptions } from '../../scripts/bench/options.js'
 import { fileSystemOf } from '../../scripts/bench/disk.js'
 import { diskRefusal, estimateNeeds, SCHOOL_DATABASE_MB } from '../../scripts/bench/resources.js'
@@ -34,6 +34,13 @@ t.test('the bench says when the file system is still paying for an earlier run\'
   t.match(fileSystemNote(0, 42.4), /^An earlier run's data was removed 42 s ago\. ext4 without a journal creates files slowly for up to 300 s after many were deleted .*: C's creation times may suffer until then\.$/)
   t.equal(fileSystemNote(0, 300), null, 'not once the window has passed')
   t.equal(fileSystemNote(0, null), null, 'nor when nothing was ever removed')
+})
+
+t.test('before C, the bench waits out that window', async (t) => {
+  t.equal(inodeWindowLeft(1, 400), null, 'a removal still running: its end is not known yet')
+  t.equal(inodeWindowLeft(0, 42), 258, 'removed 42 s ago: 258 s to go')
+  t.equal(inodeWindowLeft(0, 301), 0, 'passed')
+  t.equal(inodeWindowLeft(0, null), 0, 'nothing was ever removed')
 })
 
 t.test('the bench names the file system its servers write to', async (t) => {
